@@ -1,0 +1,10 @@
+from .coco_wsss import COCOWSSSDataset
+from .toy_generator import TOY_CLASSES, make_toy_dataset
+from .toy_wsss import ToyWSSSDataset
+from .transforms import *  # noqa: F401,F403
+from .voc_wsss import VOCWSSSDataset
+
+__all__ = [
+    'VOCWSSSDataset', 'COCOWSSSDataset', 'ToyWSSSDataset', 'make_toy_dataset',
+    'TOY_CLASSES'
+]

@@ -1,0 +1,349 @@
+"""Deterministic generator of the embedded toy WSSS dataset (VOC layout).
+
+The toy set is built so that weak supervision is *hard in the same way* it is on real
+data: every object has a class-specific silhouette filled with a body texture that all
+classes share, plus a small class-specific marker. An image-level classifier can solve
+the task by looking at the marker alone, so a plain CAM fires on the marker and
+under-covers the object -- exactly the failure mode that integral-object methods
+(OAA, GAIN, EDAM, VWL) are designed to fix. Backgrounds are cluttered (smooth colour
+noise, line/box clutter and body-texture distractor blobs that belong to no class), and
+the saliency maps imitate a class-agnostic saliency detector: blurred, noisy, and with
+false positives on distractors.
+
+Layout written under ``out``::
+
+    JPEGImages/<id>.jpg               RGB images (H = W = image_size)
+    SegmentationClass/<id>.png        palette PNGs, 0 = bg, 1..K = classes
+    SaliencyMaps/<id>.png             uint8 grey saliency-like maps
+    Annotations/<id>.xml              VOC XML (every object; some marked difficult)
+    ImageSets/Segmentation/{train,val,trainval}.txt
+    cls_labels.npy                    {id: float32 multi-hot over the K fg classes}
+    toy_meta.json                     generator parameters (used to skip re-generation)
+"""
+import json
+import os
+import os.path as osp
+import shutil
+import tempfile
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+from mmwsss.utils.io import (atomic_write, save_class_labels, save_jpg_atomic,
+                             save_png_atomic, voc_palette, write_split_ids)
+
+TOY_CLASSES = ('background', 'disc', 'box', 'triangle', 'star', 'cross',
+               'diamond', 'hexagon', 'crescent')
+
+# Class-specific marker colours (saturated, well separated), one per fg class.
+_MARKER_COLORS = np.array(
+    [[230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25],
+     [145, 30, 180], [70, 240, 240], [240, 50, 230], [250, 250, 250]],
+    dtype=np.uint8)
+# Shared body colour (all classes).
+_BODY_COLOR = np.array([176, 124, 84], dtype=np.float32)
+
+GENERATOR_VERSION = 1
+
+
+def _regular_polygon(n, r, rot):
+    a = rot + np.arange(n) * 2 * np.pi / n
+    return np.stack([np.cos(a), np.sin(a)], 1) * r
+
+
+def _shape_mask(cls_name: str, size: int, cx: float, cy: float, r: float,
+                rot: float) -> np.ndarray:
+    """Binary silhouette of one object of class ``cls_name``."""
+    m = np.zeros((size, size), np.uint8)
+    c = np.array([cx, cy])
+
+    def poly(p):
+        cv2.fillPoly(m, [np.round(p + c).astype(np.int32)], 1)
+
+    if cls_name == 'disc':
+        cv2.circle(m, (int(round(cx)), int(round(cy))), int(round(r)), 1, -1)
+    elif cls_name == 'box':
+        poly(_regular_polygon(4, r * 1.05, rot + np.pi / 4))
+    elif cls_name == 'triangle':
+        poly(_regular_polygon(3, r * 1.15, rot - np.pi / 2))
+    elif cls_name == 'star':
+        outer = _regular_polygon(5, r * 1.1, rot - np.pi / 2)
+        inner = _regular_polygon(5, r * 0.5, rot - np.pi / 2 + np.pi / 5)
+        pts = np.empty((10, 2))
+        pts[0::2], pts[1::2] = outer, inner
+        poly(pts)
+    elif cls_name == 'cross':
+        w = r * 0.38
+        arm = np.array([[-r, -w], [r, -w], [r, w], [-r, w]])
+        rotm = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
+        poly(arm @ rotm.T)
+        poly(arm[:, ::-1] @ rotm.T)
+    elif cls_name == 'diamond':
+        pts = np.array([[0, -r * 1.15], [r * 0.7, 0], [0, r * 1.15], [-r * 0.7, 0]])
+        rotm = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
+        poly(pts @ rotm.T)
+    elif cls_name == 'hexagon':
+        poly(_regular_polygon(6, r, rot))
+    elif cls_name == 'crescent':
+        cv2.circle(m, (int(round(cx)), int(round(cy))), int(round(r)), 1, -1)
+        ox = cx + np.cos(rot) * r * 0.55
+        oy = cy + np.sin(rot) * r * 0.55
+        cv2.circle(m, (int(round(ox)), int(round(oy))), int(round(r * 0.8)), 0, -1)
+    else:
+        raise ValueError(f'unknown toy class {cls_name!r}')
+    return m.astype(bool)
+
+
+def _smooth_noise(rng, size, scale, channels=1):
+    small = rng.random((max(2, size // scale), max(2, size // scale), channels))
+    big = cv2.resize(small.astype(np.float32), (size, size),
+                     interpolation=cv2.INTER_CUBIC)
+    return big.reshape(size, size, channels)
+
+
+def _body_texture(rng, size):
+    """The body texture shared by every class: stripes + grain on one colour."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    period = rng.uniform(5.0, 8.0)
+    stripes = 0.5 + 0.5 * np.sin(
+        (xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
+    grain = rng.normal(0, 1, (size, size)).astype(np.float32)
+    tex = _BODY_COLOR[None, None] * (0.8 + 0.25 * stripes[..., None])
+    tex += grain[..., None] * 8 + rng.uniform(-12, 12, 3)
+    return tex
+
+
+def _background(rng, size):
+    base = rng.uniform(40, 200, 3).astype(np.float32)
+    img = base + (_smooth_noise(rng, size, 16, 3) - 0.5) * 120
+    img += (_smooth_noise(rng, size, 4, 3) - 0.5) * 40
+    # line and box clutter
+    for _ in range(rng.integers(3, 8)):
+        color = rng.uniform(0, 255, 3).tolist()
+        p1 = tuple(int(v) for v in rng.integers(0, size, 2))
+        p2 = tuple(int(v) for v in rng.integers(0, size, 2))
+        if rng.random() < 0.5:
+            cv2.line(img, p1, p2, color, int(rng.integers(1, 3)))
+        else:
+            cv2.rectangle(img, p1, p2, color, 1)
+    return img
+
+
+def _distractor_mask(rng, size):
+    """An irregular blob that is neither an object nor background texture."""
+    m = np.zeros((size, size), np.uint8)
+    cx, cy = rng.uniform(0, size, 2)
+    axes = (int(rng.uniform(5, 13)), int(rng.uniform(4, 10)))
+    cv2.ellipse(m, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360,
+                1, -1)
+    return m.astype(bool)
+
+
+def _marker_pattern(cls_idx, ms):
+    """A class-specific marker: colour plus a small pattern."""
+    color = _MARKER_COLORS[cls_idx].astype(np.float32)
+    yy, xx = np.mgrid[0:ms, 0:ms]
+    patterns = [
+        np.ones((ms, ms)),
+        ((xx + yy) % 2 == 0).astype(float) * 0.5 + 0.5,
+        (xx % 3 != 0).astype(float) * 0.6 + 0.4,
+        (yy % 3 != 0).astype(float) * 0.6 + 0.4,
+    ]
+    pat = patterns[cls_idx % len(patterns)]
+    return color[None, None] * pat[..., None]
+
+
+def _generate_one(rng, size: int, num_fg: int, max_objects: int):
+    """Return (image uint8 HxWx3, label uint8 HxW, saliency uint8 HxW, objects)."""
+    for _attempt in range(100):
+        n_obj = int(rng.integers(1, max_objects + 1))
+        classes = rng.choice(num_fg, size=n_obj, replace=False)
+        label = np.zeros((size, size), np.uint8)
+        masks, objects = [], []
+        for c in classes:
+            r = rng.uniform(size * 0.14, size * 0.25)
+            cx, cy = rng.uniform(r * 0.9, size - r * 0.9, 2)
+            m = _shape_mask(TOY_CLASSES[c + 1], size, cx, cy, r,
+                            rng.uniform(0, 2 * np.pi))
+            masks.append(m)
+            objects.append(dict(cls=int(c)))
+        # later objects occlude earlier ones
+        visible = []
+        for i, m in enumerate(masks):
+            v = m.copy()
+            for later in masks[i + 1:]:
+                v &= ~later
+            visible.append(v)
+        ok = all(v.sum() >= 0.4 * m.sum() and v.sum() >= 150
+                 for v, m in zip(visible, masks))
+        # a marker must fit entirely inside every object's visible part
+        ms = max(5, size // 16)
+        kernel = np.ones((ms + 4, ms + 4), np.uint8)
+        inner = [cv2.erode(v.astype(np.uint8), kernel).astype(bool) for v in visible]
+        ok = ok and all(i.any() for i in inner)
+        if ok:
+            break
+    else:  # pragma: no cover - practically unreachable with these sizes
+        raise RuntimeError('toy generator could not place objects')
+
+    img = _background(rng, size)
+    sal = np.zeros((size, size), np.float32)
+    # body-texture distractors in the background (no class, not salient by GT)
+    distractors = np.zeros((size, size), bool)
+    for _ in range(int(rng.integers(0, 4))):
+        distractors |= _distractor_mask(rng, size)
+    tex = _body_texture(rng, size)
+    img[distractors] = tex[distractors]
+    for obj, m, v, inn in zip(objects, masks, visible, inner):
+        tex = _body_texture(rng, size)
+        img[m] = tex[m]
+        label[m] = obj['cls'] + 1
+        # thin dark outline so the silhouette is visible but not class-coloured
+        edge = m & ~cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        img[edge] *= 0.6
+        sal[m] = np.maximum(sal[m], rng.uniform(0.65, 1.0))
+    for obj, inn in zip(objects, inner):
+        ys, xs = np.nonzero(inn)
+        k = int(rng.integers(len(ys)))
+        y0, x0 = ys[k] - ms // 2, xs[k] - ms // 2
+        img[y0:y0 + ms, x0:x0 + ms] = _marker_pattern(obj['cls'], ms)
+    img += rng.normal(0, 4, img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    # objects' bounding boxes from their visible parts
+    for obj, m, v in zip(objects, masks, visible):
+        ys, xs = np.nonzero(v)
+        obj['bbox'] = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1,
+                       int(ys.max()) + 1)
+        # heavily occluded objects are sometimes flagged difficult, as in VOC
+        obj['difficult'] = int(v.sum() < 0.75 * m.sum() and rng.random() < 0.5)
+
+    # saliency: blurred, partially missing, with false positives and noise
+    holes = _smooth_noise(rng, size, 8)[..., 0] < 0.18
+    sal[holes] *= 0.5
+    sal = np.maximum(sal, distractors * rng.uniform(0.3, 0.8))
+    for _ in range(int(rng.integers(0, 3))):
+        sal = np.maximum(sal, _distractor_mask(rng, size) * rng.uniform(0.2, 0.6))
+    sal = cv2.GaussianBlur(sal, (0, 0), sigmaX=rng.uniform(1.5, 3.5))
+    sal += (_smooth_noise(rng, size, 8)[..., 0] - 0.5) * 0.15
+    sal += rng.normal(0, 0.03, sal.shape)
+    sal = (np.clip(sal, 0, 1) * 255).round().astype(np.uint8)
+    return img, label, sal, objects
+
+
+def _voc_xml(img_id: str, size: int, objects: List[dict]) -> str:
+    lines = [
+        '<annotation>', '  <folder>Toy</folder>',
+        f'  <filename>{img_id}.jpg</filename>',
+        f'  <size><width>{size}</width><height>{size}</height><depth>3</depth></size>',
+        '  <segmented>1</segmented>'
+    ]
+    for obj in objects:
+        x1, y1, x2, y2 = obj['bbox']
+        lines += [
+            '  <object>', f'    <name>{TOY_CLASSES[obj["cls"] + 1]}</name>',
+            '    <pose>Unspecified</pose>', '    <truncated>0</truncated>',
+            f'    <difficult>{obj["difficult"]}</difficult>',
+            f'    <bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>'
+            f'<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox>', '  </object>'
+        ]
+    lines.append('</annotation>')
+    return '\n'.join(lines) + '\n'
+
+
+def make_toy_dataset(out: str,
+                     seed: int = 0,
+                     num_train: int = 160,
+                     num_val: int = 40,
+                     image_size: int = 128,
+                     max_objects: int = 3,
+                     num_classes: int = 8,
+                     overwrite: bool = False) -> Dict:
+    """Generate the toy dataset under ``out`` (deterministic for a given seed).
+
+    If ``out`` already holds a toy dataset made with the same parameters, nothing
+    is written. The dataset is generated into a temporary sibling folder and renamed
+    into place, so an interrupted run leaves no half-written dataset behind.
+
+    Returns the parameters written to ``toy_meta.json``.
+    """
+    if not 1 <= num_classes <= len(TOY_CLASSES) - 1:
+        raise ValueError(f'num_classes must be in [1, {len(TOY_CLASSES) - 1}]')
+    if max_objects < 1 or max_objects > num_classes:
+        raise ValueError('max_objects must be in [1, num_classes]')
+    if image_size < 64:
+        raise ValueError('image_size must be at least 64')
+    meta = dict(
+        generator_version=GENERATOR_VERSION,
+        seed=seed,
+        num_train=num_train,
+        num_val=num_val,
+        image_size=image_size,
+        max_objects=max_objects,
+        classes=list(TOY_CLASSES[:num_classes + 1]))
+    out = osp.abspath(out)
+    meta_path = osp.join(out, 'toy_meta.json')
+    if osp.exists(out):
+        if osp.isfile(meta_path):
+            with open(meta_path) as f:
+                if json.load(f) == meta and not overwrite:
+                    return meta
+        if os.listdir(out) and not overwrite:
+            raise FileExistsError(
+                f'{out} exists and does not hold a toy dataset with these '
+                'parameters; pass --overwrite (overwrite=True) to replace it or '
+                'choose another --out')
+
+    parent = osp.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.' + osp.basename(out) + '.', dir=parent)
+    try:
+        _write_toy(tmp, meta)
+        if osp.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _write_toy(root: str, meta: Dict) -> None:
+    size = meta['image_size']
+    num_fg = len(meta['classes']) - 1
+    palette = voc_palette()
+    # one independent stream per image: adding images never changes earlier ones
+    seeds = np.random.SeedSequence(meta['seed']).spawn(meta['num_train'] +
+                                                       meta['num_val'])
+    splits: Tuple[Tuple[str, int, int], ...] = (
+        ('train', 0, meta['num_train']),
+        ('val', meta['num_train'], meta['num_train'] + meta['num_val']))
+    cls_labels, all_ids = {}, []
+    for split, start, stop in splits:
+        ids = []
+        for i in range(start, stop):
+            img_id = f'toy_{split}_{i - start:05d}'
+            rng = np.random.default_rng(seeds[i])
+            img, label, sal, objects = _generate_one(rng, size, num_fg,
+                                                     meta['max_objects'])
+            save_jpg_atomic(osp.join(root, 'JPEGImages', img_id + '.jpg'), img)
+            save_png_atomic(
+                osp.join(root, 'SegmentationClass', img_id + '.png'), label,
+                palette)
+            save_png_atomic(osp.join(root, 'SaliencyMaps', img_id + '.png'), sal)
+            with atomic_write(osp.join(root, 'Annotations', img_id + '.xml'),
+                              'w') as f:
+                f.write(_voc_xml(img_id, size, objects))
+            vec = np.zeros(num_fg, np.float32)
+            vec[[o['cls'] for o in objects]] = 1
+            cls_labels[img_id] = vec
+            ids.append(img_id)
+        write_split_ids(
+            osp.join(root, 'ImageSets', 'Segmentation', split + '.txt'), ids)
+        all_ids += ids
+    write_split_ids(
+        osp.join(root, 'ImageSets', 'Segmentation', 'trainval.txt'), all_ids)
+    save_class_labels(osp.join(root, 'cls_labels.npy'), cls_labels)
+    with atomic_write(osp.join(root, 'toy_meta.json'), 'w') as f:
+        json.dump(meta, f, indent=2)

@@ -1,0 +1,262 @@
+import os
+import os.path as osp
+from typing import List, Optional
+
+import numpy as np
+from mmseg.datasets import BaseSegDataset
+
+from mmwsss.registry import DATASETS
+from mmwsss.utils.io import (labels_from_mask, load_class_labels,
+                             read_label_png, read_split_ids, voc_xml_names)
+
+LABEL_SOURCES = ('cls_file', 'mask', 'xml')
+
+
+@DATASETS.register_module()
+class VOCWSSSDataset(BaseSegDataset):
+    """PASCAL VOC 2012 / VOC12-aug for weakly supervised semantic segmentation.
+
+    Every item carries its **image id** (the file stem, ``img_id``) and a **multi-hot
+    image-level label** over the foreground classes (``gt_label``, float32 of length
+    ``len(classes) - 1``; index ``c`` is segmentation label ``c + 1``).
+    :class:`~mmwsss.datasets.transforms.PackWSSSInputs` puts them into
+    ``data_sample.gt_label`` and ``data_sample.metainfo['img_id']`` (docs/datasets.md).
+
+    The image-level labels come from one of three sources (``label_source``):
+
+    * ``'cls_file'`` -- the WSSS class-label file (``cls_labels.npy`` of psa / irn /
+      EDAM: ``{image id: 20-dim multi-hot}``; irn's integer ids are accepted too);
+    * ``'mask'`` -- the classes present in the segmentation mask (``seg_map_path``);
+    * ``'xml'`` -- all objects of the VOC XML annotation, *difficult ones included*
+      (the convention of the WSSS lists; mmpretrain's VOC drops difficult objects).
+
+    Optional per-image files, each enabled by a key of ``data_prefix``:
+
+    * ``seg_map_path``: GT masks (seed / pseudo-label evaluation, supervised training);
+    * ``saliency_path``: saliency maps (``<id>.png``), read by ``LoadSaliencyMap``;
+    * ``pseudo_label_path``: pseudo labels (VOC-format PNGs). When set, the item's
+      ``seg_map_path`` points at the pseudo label, so MMSeg's ``LoadAnnotations`` and any
+      MMSeg segmentor train on it unchanged; the GT mask path (if any) moves to
+      ``gt_seg_map_path``.
+
+    Args:
+        ann_file (str): split list, relative to ``data_root`` (one id per line; psa's
+            ``/JPEGImages/<id>.jpg ...`` and OAA's ``<id> <cls> ...`` lines work too).
+        label_source (str): ``'cls_file'``, ``'mask'`` or ``'xml'``.
+        cls_label_file (str): class-label file, relative to ``data_root``.
+        data_prefix (dict): folders relative to ``data_root``: ``img_path``
+            (required) and optional ``seg_map_path``, ``saliency_path``,
+            ``pseudo_label_path``, ``xml_path`` (a ``None`` value disables a key).
+        check_files (bool): verify at start-up that every id of the split has its
+            image (and mask / saliency / pseudo label when enabled). Defaults to True.
+        **kwargs: passed to :class:`mmseg.datasets.BaseSegDataset`.
+    """
+    METAINFO = dict(
+        classes=('background', 'aeroplane', 'bicycle', 'bird', 'boat',
+                 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable',
+                 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep',
+                 'sofa', 'train', 'tvmonitor'),
+        palette=[[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0],
+                 [0, 0, 128], [128, 0, 128], [0, 128, 128], [128, 128, 128],
+                 [64, 0, 0], [192, 0, 0], [64, 128, 0], [192, 128, 0],
+                 [64, 0, 128], [192, 0, 128], [64, 128, 128], [192, 128, 128],
+                 [0, 64, 0], [128, 64, 0], [0, 192, 0], [128, 192, 0],
+                 [0, 64, 128]])
+    OPTIONAL_PREFIXES = ('seg_map_path', 'saliency_path', 'pseudo_label_path',
+                         'xml_path')
+    SUPPORTED_LABEL_SOURCES = LABEL_SOURCES
+
+    def __init__(self,
+                 ann_file: str = 'ImageSets/Segmentation/train.txt',
+                 label_source: str = 'cls_file',
+                 cls_label_file: str = 'cls_labels.npy',
+                 data_prefix: Optional[dict] = None,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 check_files: bool = True,
+                 data_root: Optional[str] = None,
+                 **kwargs) -> None:
+        if label_source not in self.SUPPORTED_LABEL_SOURCES:
+            raise ValueError(
+                f'{type(self).__name__}: label_source={label_source!r} is not '
+                f'one of {self.SUPPORTED_LABEL_SOURCES}')
+        if data_root is not None and not osp.isdir(data_root):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: data_root {data_root!r} does not exist. '
+                'Prepare the dataset (docs/datasets.md; toy data: `python '
+                'tools/misc/make_toy_dataset.py --out data/toy`) or set '
+                '`data_root` in the dataset config.')
+        if data_prefix is None:
+            data_prefix = dict(
+                img_path='JPEGImages', seg_map_path='SegmentationClass')
+        data_prefix = {k: v for k, v in data_prefix.items() if v is not None}
+        if 'img_path' not in data_prefix:
+            raise ValueError(
+                f'{type(self).__name__}: data_prefix needs an `img_path` folder')
+        unknown = set(data_prefix) - {'img_path', *self.OPTIONAL_PREFIXES}
+        if unknown:
+            raise ValueError(
+                f'{type(self).__name__}: unknown data_prefix keys {sorted(unknown)}'
+                f'; allowed: img_path, {", ".join(self.OPTIONAL_PREFIXES)}')
+        if label_source == 'mask' and 'seg_map_path' not in data_prefix:
+            raise ValueError(
+                f"{type(self).__name__}: label_source='mask' needs "
+                'data_prefix.seg_map_path (the GT mask folder)')
+        if label_source == 'xml':
+            data_prefix.setdefault('xml_path', 'Annotations')
+        self.label_source = label_source
+        self.cls_label_file = cls_label_file
+        self.check_files = check_files
+        if (data_root is not None and cls_label_file
+                and not osp.isabs(cls_label_file)):
+            self.cls_label_file = osp.join(data_root, cls_label_file)
+        super().__init__(
+            ann_file=ann_file,
+            data_prefix=data_prefix,
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            data_root=data_root,
+            **kwargs)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def num_fg_classes(self) -> int:
+        return len(self._metainfo['classes']) - 1
+
+    def _check_classes(self) -> None:
+        if self.label_map is not None:
+            raise ValueError(
+                f'{type(self).__name__}: changing `metainfo.classes` is not '
+                'supported for WSSS datasets (image-level labels would no longer '
+                'match); subclass the dataset with its own METAINFO instead')
+
+    def _missing_error(self, what: str, ids: List[str], folder: str,
+                       fix: str) -> FileNotFoundError:
+        shown = ', '.join(ids[:5]) + (' ...' if len(ids) > 5 else '')
+        return FileNotFoundError(
+            f'{type(self).__name__}: {len(ids)} id(s) of the split '
+            f'{self.ann_file!r} have no {what} in {folder!r}: {shown}. {fix}')
+
+    def _image_labels(self, ids: List[str], items: List[dict]) -> List[np.ndarray]:
+        k = self.num_fg_classes
+        if self.label_source == 'cls_file':
+            table = load_class_labels(self.cls_label_file)
+            if table.num_classes != k:
+                raise ValueError(
+                    f'class-label file {self.cls_label_file!r} has '
+                    f'{table.num_classes}-dim vectors but {type(self).__name__} '
+                    f'has {k} foreground classes: use the class-label file made '
+                    'for this dataset')
+            missing = [i for i in ids if i not in table]
+            if missing:
+                shown = ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else '')
+                raise KeyError(
+                    f'{len(missing)} image id(s) of the split {self.ann_file!r} '
+                    f'are missing from the class-label file '
+                    f'{self.cls_label_file!r}: {shown}. Regenerate the file '
+                    "(tools/dataset_converters/) or use label_source='mask'/'xml'")
+            return [table[i] for i in ids]
+        if self.label_source == 'mask':
+            return [
+                labels_from_mask(
+                    read_label_png(it['gt_seg_map_path']), k,
+                    self.ignore_index, source=it['gt_seg_map_path'])
+                for it in items
+            ]
+        # xml
+        names = list(self._metainfo['classes'])
+        out = []
+        for it in items:
+            vec = np.zeros(k, np.float32)
+            for name in voc_xml_names(it['xml_path']):
+                if name not in names or names.index(name) == 0:
+                    raise ValueError(
+                        f"{it['xml_path']}: object class {name!r} is not one of "
+                        f'the dataset classes {names[1:]}')
+                vec[names.index(name) - 1] = 1
+            out.append(vec)
+        return out
+
+    # ----------------------------------------------------------------- loading
+    def load_data_list(self) -> List[dict]:
+        self._check_classes()
+        ids = read_split_ids(self.ann_file)
+        prefix = self.data_prefix
+        items = []
+        for img_id in ids:
+            it = dict(
+                img_id=img_id,
+                img_path=osp.join(prefix['img_path'], img_id + self.img_suffix),
+                label_map=self.label_map,
+                reduce_zero_label=self.reduce_zero_label,
+                seg_fields=[])
+            if 'seg_map_path' in prefix:
+                it['gt_seg_map_path'] = osp.join(prefix['seg_map_path'],
+                                                 img_id + self.seg_map_suffix)
+            if 'saliency_path' in prefix:
+                it['saliency_path'] = osp.join(prefix['saliency_path'],
+                                               img_id + '.png')
+            if 'pseudo_label_path' in prefix:
+                it['pseudo_label_path'] = osp.join(prefix['pseudo_label_path'],
+                                                   img_id + '.png')
+            if 'xml_path' in prefix:
+                it['xml_path'] = osp.join(prefix['xml_path'], img_id + '.xml')
+            # what LoadAnnotations reads: the pseudo label if given, else the GT
+            seg = it.get('pseudo_label_path', it.get('gt_seg_map_path'))
+            if seg is not None:
+                it['seg_map_path'] = seg
+            items.append(it)
+        if self.check_files:
+            self._check_item_files(ids, items)
+        for it, vec in zip(items, self._image_labels(ids, items)):
+            it['gt_label'] = vec
+        return items
+
+    def _check_item_files(self, ids: List[str], items: List[dict]) -> None:
+        checks = [
+            ('img_path', 'image', 'img_path',
+             'Remove these ids from the split list or restore the images.'),
+            ('gt_seg_map_path', 'GT mask', 'seg_map_path',
+             'Remove data_prefix.seg_map_path if the split has no masks.'),
+            ('saliency_path', 'saliency map', 'saliency_path',
+             'Generate saliency maps for every id or drop data_prefix.'
+             'saliency_path.'),
+            ('pseudo_label_path', 'pseudo label', 'pseudo_label_path',
+             'Run the pseudo-label tool for this split first.'),
+            ('xml_path', 'XML annotation', 'xml_path',
+             "Use label_source='cls_file' or 'mask' if there are no XML files."),
+        ]
+        for key, what, prefix_key, fix in checks:
+            if not items or key not in items[0]:
+                continue
+            folder = self.data_prefix[prefix_key]
+            try:
+                present = set(os.listdir(folder))
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f'{type(self).__name__}: the {what} folder {folder!r} '
+                    f'(data_prefix.{prefix_key}) does not exist') from None
+            missing = [
+                i for i, it in zip(ids, items)
+                if osp.basename(it[key]) not in present
+            ]
+            if missing:
+                raise self._missing_error(what, missing, folder, fix)
+
+    def prepare_data(self, idx):
+        """Run the pipeline; errors name the image id and its files."""
+        try:
+            return super().prepare_data(idx)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            info = self.get_data_info(idx)
+            msg = (f'{type(self).__name__}: failed to load image id '
+                   f"{info.get('img_id')!r} ({info.get('img_path')}): "
+                   f'{type(e).__name__}: {e}. If the file is corrupt, re-extract '
+                   f'it or remove the id from {self.ann_file!r}.')
+            try:
+                err = type(e)(msg)
+            except Exception:  # exception types with other signatures
+                err = RuntimeError(msg)
+            raise err from e

@@ -1,0 +1,3 @@
+from .num_class_check_hook import WSSSNumClassCheckHook
+
+__all__ = ['WSSSNumClassCheckHook']

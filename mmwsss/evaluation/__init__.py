@@ -1,0 +1,1 @@
+"""mmwsss metrics register here."""

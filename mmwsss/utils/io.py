@@ -1,0 +1,226 @@
+"""Small, dependency-light file helpers shared by the datasets, converters and tools.
+
+Every writer here is atomic: it writes to a temporary file in the destination folder and
+renames it into place, so an interrupted run never leaves a half-written file behind.
+"""
+import contextlib
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, Iterable, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    'atomic_write', 'save_png_atomic', 'save_jpg_atomic', 'voc_palette',
+    'load_class_labels', 'save_class_labels', 'read_split_ids',
+    'write_split_ids', 'labels_from_mask'
+]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = 'wb'):
+    """Open a temporary file next to ``path``; rename it to ``path`` on success.
+
+    On any exception (including KeyboardInterrupt) the temporary file is removed
+    and ``path`` is left untouched.
+    """
+    path = osp.abspath(path)
+    folder = osp.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def voc_palette(num_colors: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map (bit-interleaved), shape (num_colors, 3) uint8."""
+    palette = np.zeros((num_colors, 3), dtype=np.uint8)
+    for i in range(num_colors):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette[i] = (r, g, b)
+    return palette
+
+
+def save_png_atomic(path: str,
+                    array: np.ndarray,
+                    palette: Optional[np.ndarray] = None) -> None:
+    """Save a uint8 array as PNG ('P' mode with ``palette`` for label maps)."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise TypeError(f'{path}: expected a uint8 array, got {array.dtype}')
+    img = Image.fromarray(array)
+    if palette is not None:
+        if array.ndim != 2:
+            raise ValueError(f'{path}: a palette PNG needs a 2-D label map')
+        img = img.convert('P')
+        img.putpalette(np.asarray(palette, dtype=np.uint8).flatten().tolist())
+    with atomic_write(path) as f:
+        img.save(f, format='PNG')
+
+
+def save_jpg_atomic(path: str, array: np.ndarray, quality: int = 95) -> None:
+    """Save an RGB uint8 array as JPEG."""
+    with atomic_write(path) as f:
+        Image.fromarray(array).save(f, format='JPEG', quality=quality)
+
+
+def save_class_labels(path: str, labels: Dict[str, np.ndarray]) -> None:
+    """Write the WSSS class-label file (``cls_labels.npy``).
+
+    The format is the one of psa / irn / EDAM: a pickled ``dict`` saved with
+    ``np.save`` that maps the image id (str) to a float32 multi-hot vector over
+    the *foreground* classes (index ``c`` is segmentation label ``c + 1``).
+    """
+    data = {
+        str(k): np.asarray(v, dtype=np.float32)
+        for k, v in sorted(labels.items())
+    }
+    with atomic_write(path) as f:
+        np.save(f, data, allow_pickle=True)
+
+
+def _irn_int_id(img_id: str) -> Optional[int]:
+    """irn's integer encoding of VOC ids: '2007_000032' -> 2007000032."""
+    if len(img_id) == 11 and img_id[4] == '_' and img_id.replace('_', '').isdigit():
+        return int(img_id[:4] + img_id[5:])
+    return None
+
+
+class ClassLabelFile:
+    """Read access to a class-label file, tolerant of psa (str keys) and irn
+    (int keys, '2007_000032' -> 2007000032) conventions."""
+
+    def __init__(self, path: str):
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'class-label file {path!r} does not exist: generate it with '
+                'tools/dataset_converters/voc_aug.py (VOC), coco_wsss.py (COCO) or '
+                "use label_source='mask'/'xml' in the dataset config")
+        try:
+            obj = np.load(path, allow_pickle=True)
+            data = obj.item() if isinstance(obj, np.ndarray) else obj
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(
+                f'class-label file {path!r} could not be read ({e}); expected a '
+                'dict {image id: multi-hot vector} saved with np.save') from e
+        if not isinstance(data, dict) or not data:
+            raise ValueError(
+                f'class-label file {path!r} must hold a non-empty dict '
+                '{image id: multi-hot vector}')
+        self.path = path
+        self._data = {}
+        for k, v in data.items():
+            key = k.decode() if isinstance(k, bytes) else k
+            self._data[key] = np.asarray(v, dtype=np.float32).reshape(-1)
+        dims = {v.shape[0] for v in self._data.values()}
+        if len(dims) != 1:
+            raise ValueError(f'class-label file {path!r} mixes vector lengths '
+                             f'{sorted(dims)}')
+        self.num_classes = dims.pop()
+
+    def __len__(self):
+        return len(self._data)
+
+    def __contains__(self, img_id):
+        return self.get(img_id) is not None
+
+    def get(self, img_id: str) -> Optional[np.ndarray]:
+        if img_id in self._data:
+            return self._data[img_id]
+        int_id = _irn_int_id(img_id)
+        if int_id is not None and int_id in self._data:
+            return self._data[int_id]
+        return None
+
+    def __getitem__(self, img_id: str) -> np.ndarray:
+        v = self.get(img_id)
+        if v is None:
+            raise KeyError(
+                f'image id {img_id!r} is not in the class-label file '
+                f'{self.path!r}: regenerate the file for this split or remove '
+                'the id from the split list')
+        return v
+
+
+def load_class_labels(path: str) -> ClassLabelFile:
+    """Load a class-label file (see :func:`save_class_labels`)."""
+    return ClassLabelFile(path)
+
+
+def read_split_ids(path: str) -> list:
+    """Read image ids from a split list.
+
+    Accepted line forms (first whitespace-separated token is used):
+    ``2007_000032`` (VOC/irn), ``/JPEGImages/2007_000032.jpg /SegmentationClassAug/..``
+    (psa/deeplab) and ``2007_000032 0 14`` (OAA's train_cls.txt).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'split file {path!r} does not exist: check `data_root` and '
+            '`ann_file` in the dataset config')
+    ids = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            token = line.split()[0]
+            ids.append(osp.splitext(osp.basename(token))[0])
+    if not ids:
+        raise ValueError(f'split file {path!r} lists no image ids')
+    return ids
+
+
+def write_split_ids(path: str, ids: Iterable[str]) -> None:
+    with atomic_write(path, 'w') as f:
+        for i in ids:
+            f.write(f'{i}\n')
+
+
+def labels_from_mask(mask: np.ndarray,
+                     num_fg_classes: int,
+                     ignore_index: int = 255,
+                     source: str = '') -> np.ndarray:
+    """Multi-hot foreground vector from a label map (0 = bg, 1..K, ignore)."""
+    values = np.unique(mask)
+    values = values[(values != 0) & (values != ignore_index)]
+    if values.size and values.max() > num_fg_classes:
+        raise ValueError(
+            f'{source or "mask"}: label {int(values.max())} is beyond the '
+            f'{num_fg_classes} foreground classes of the dataset')
+    vec = np.zeros(num_fg_classes, dtype=np.float32)
+    vec[values.astype(np.int64) - 1] = 1
+    return vec
+
+
+def read_label_png(path: str) -> np.ndarray:
+    """Read a single-channel label PNG (palette indices, not colours)."""
+    with Image.open(path) as img:
+        return np.array(img)
+
+
+def voc_xml_names(path: str) -> Sequence[str]:
+    """All object names in a VOC XML annotation (difficult ones included)."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise ValueError(f'{path}: not a valid VOC XML annotation ({e})') from e
+    return [
+        obj.findtext('name').strip() for obj in root.iter('object')
+        if obj.findtext('name')
+    ]

@@ -1,0 +1,129 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: config loading with the
+MMSeg-compatible flags, and CPU-only distributed runs (gloo)."""
+import logging
+import os
+import os.path as osp
+import warnings
+from typing import Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+
+def load_config(config: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Load a config with MMSeg's precedence: CLI > config file > config name."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config!r} does not exist')
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+def enable_amp(cfg: Config) -> None:
+    """``--amp``: switch ``optim_wrapper`` to MMEngine's AmpOptimWrapper."""
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            '--amp needs a CUDA device (MMEngine\'s AmpOptimWrapper is GPU-only); '
+            'drop --amp for CPU runs')
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in your config.',
+                  logger='current', level=logging.WARNING)
+        return
+    if optim_wrapper != 'OptimWrapper':
+        raise ValueError(
+            '--amp is only supported when optim_wrapper.type is OptimWrapper, '
+            f'got {optim_wrapper!r}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def _replace_syncbn(node) -> int:
+    n = 0
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == 'norm_cfg' and isinstance(v, dict) and v.get('type') in (
+                    'SyncBN', 'MMSyncBN'):
+                v['type'] = 'BN'
+                n += 1
+            else:
+                n += _replace_syncbn(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            n += _replace_syncbn(v)
+    return n
+
+
+def _init_gloo(launcher: str) -> None:
+    """Initialise a gloo process group from the launcher's environment."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        return
+    env = os.environ
+    if launcher == 'pytorch':
+        rank, world = int(env['RANK']), int(env['WORLD_SIZE'])
+    elif launcher == 'slurm':
+        rank, world = int(env['SLURM_PROCID']), int(env['SLURM_NTASKS'])
+        env.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in env:
+            import subprocess
+            node_list = env['SLURM_NODELIST']
+            env['MASTER_ADDR'] = subprocess.getoutput(
+                f'scontrol show hostname {node_list} | head -n1')
+        env['RANK'], env['WORLD_SIZE'] = str(rank), str(world)
+        env['LOCAL_RANK'] = env.get('SLURM_LOCALID', '0')
+    elif launcher == 'mpi':
+        rank = int(env['OMPI_COMM_WORLD_RANK'])
+        world = int(env['OMPI_COMM_WORLD_SIZE'])
+        env.setdefault('MASTER_ADDR', '127.0.0.1')
+        env.setdefault('MASTER_PORT', '29500')
+        env['RANK'], env['WORLD_SIZE'] = str(rank), str(world)
+        env['LOCAL_RANK'] = env.get('OMPI_COMM_WORLD_LOCAL_RANK', '0')
+    else:
+        raise ValueError(f'unknown launcher {launcher!r}')
+    torch_dist.init_process_group(backend='gloo', rank=rank, world_size=world)
+
+
+def setup_device(cfg: Config) -> None:
+    """Make a config runnable on this machine.
+
+    Without CUDA and with a distributed launcher: use the gloo backend (MMEngine's
+    launcher code always calls ``torch.cuda.set_device``), wrap the model with
+    :class:`~mmwsss.models.wrappers.DeviceAwareDistributedDataParallel`, and turn
+    SyncBN into BN (SyncBN has no CPU kernel). A CUDA machine is left untouched.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='mmwsss.DeviceAwareDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    n = _replace_syncbn(cfg.get('model', {}))
+    if n:
+        warnings.warn(f'no CUDA: {n} SyncBN norm_cfg(s) replaced by BN for a '
+                      'CPU distributed run')
+    _init_gloo(launcher)
+
+
+def build_runner(cfg: Config):
+    from mmengine.runner import Runner
+
+    from mmwsss.registry import RUNNERS
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
