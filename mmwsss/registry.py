@@ -38,11 +38,20 @@ __all__ = [
 
 
 def _child(name, parent, location=None):
-    return Registry(
-        name,
-        parent=parent,
-        scope='mmwsss',
-        locations=[location] if location else [])
+    # MMEngine looks up a parent's modules without importing the parent's
+    # locations, so the child imports them too: using an mmwsss registry makes
+    # every MMSeg module of that kind available, with or without
+    # register_all_modules().
+    locations = ([location] if location else []) + list(parent._locations)
+    reg = Registry(name, parent=parent, scope='mmwsss', locations=locations)
+    # MMEngine resolves 'scope.Type' from a root registry through the root's direct
+    # children only, and mmwsss is a grandchild (root -> mmseg -> mmwsss). Listing
+    # it among the root's children too lets code that holds a root registry (e.g.
+    # the Runner's MODEL_WRAPPERS, other OpenMMLab libraries) resolve
+    # 'mmwsss.Type'. The parent chain is unchanged.
+    root = reg._get_root_registry()
+    root._children.setdefault('mmwsss', reg)
+    return reg
 
 
 RUNNERS = _child('runner', MMSEG_RUNNERS, 'mmwsss.engine')

@@ -10,7 +10,8 @@ from mmengine.config import DictAction
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
-from mmwsss.utils.launch import build_runner, load_config, setup_device
+from mmwsss.utils.launch import (build_runner, load_config, setup_device,
+                                 teardown_distributed)
 
 
 def parse_args():
@@ -85,6 +86,7 @@ def main():
     setup_device(cfg)
     runner = build_runner(cfg)
     runner.test()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ from mmengine.config import DictAction
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
 from mmwsss.utils.launch import (build_runner, enable_amp, load_config,
-                                 setup_device)
+                                 setup_device, teardown_distributed)
 
 
 def parse_args():
@@ -59,6 +59,7 @@ def main():
     setup_device(cfg)
     runner = build_runner(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 
 from mmwsss.registry import DATASETS
-from mmwsss.utils.io import (labels_from_mask, load_class_labels,
+from mmwsss.utils.io import (MissingIdError, labels_from_mask, load_class_labels,
                              read_label_png, read_split_ids, voc_xml_names)
 
 LABEL_SOURCES = ('cls_file', 'mask', 'xml')
@@ -150,7 +150,7 @@ class VOCWSSSDataset(BaseSegDataset):
             missing = [i for i in ids if i not in table]
             if missing:
                 shown = ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else '')
-                raise KeyError(
+                raise MissingIdError(
                     f'{len(missing)} image id(s) of the split {self.ann_file!r} '
                     f'are missing from the class-label file '
                     f'{self.cls_label_file!r}: {shown}. Regenerate the file '

@@ -138,6 +138,28 @@ def _numpy_safe_globals():
     return out
 
 
+def _history_buffer_getattr(obj, name):
+    """A restricted ``getattr`` for checkpoints.
+
+    ``HistoryBuffer.__getstate__`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. Allow-listing the builtin ``getattr`` would let
+    a checkpoint fetch any attribute of any allowed object; this stand-in, registered
+    under the name ``builtins.getattr``, only returns public methods of
+    ``HistoryBuffer`` and refuses everything else.
+    """
+    import pickle
+
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if (obj is HistoryBuffer and isinstance(name, str)
+            and not name.startswith('_')
+            and callable(getattr(HistoryBuffer, name, None))):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); mmwsss only allows '
+        'HistoryBuffer statistics methods. Load it with weights_only=False only '
+        'if you trust its source.')
+
+
 _SAFE_GLOBALS_DONE = False
 
 
@@ -154,7 +176,8 @@ def register_checkpoint_safe_globals(extra=()) -> None:
         return
     if not _SAFE_GLOBALS_DONE:
         from mmengine.logging.history_buffer import HistoryBuffer
-        add([HistoryBuffer] + _numpy_safe_globals())
+        add([HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] +
+            _numpy_safe_globals())
         _SAFE_GLOBALS_DONE = True
     if extra:
         add(list(extra))

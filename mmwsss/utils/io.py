@@ -13,10 +13,17 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
-    'atomic_write', 'save_png_atomic', 'save_jpg_atomic', 'voc_palette',
+    'MissingIdError', 'atomic_write', 'save_png_atomic', 'save_jpg_atomic', 'voc_palette',
     'load_class_labels', 'save_class_labels', 'read_split_ids',
     'write_split_ids', 'labels_from_mask'
 ]
+
+
+class MissingIdError(KeyError):
+    """A ``KeyError`` for an image id missing from a table, with a readable message."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ''
 
 
 @contextlib.contextmanager
@@ -149,7 +156,7 @@ class ClassLabelFile:
     def __getitem__(self, img_id: str) -> np.ndarray:
         v = self.get(img_id)
         if v is None:
-            raise KeyError(
+            raise MissingIdError(
                 f'image id {img_id!r} is not in the class-label file '
                 f'{self.path!r}: regenerate the file for this split or remove '
                 'the id from the split list')

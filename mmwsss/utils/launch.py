@@ -127,3 +127,14 @@ def build_runner(cfg: Config):
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
+
+
+def teardown_distributed() -> None:
+    """Destroy the process group at the end of a run.
+
+    Without it, a gloo run can abort at interpreter exit ("terminate called without an
+    active exception") while its communication threads are torn down.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

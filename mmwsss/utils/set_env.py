@@ -13,6 +13,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
             ``type='X'`` resolves mmwsss first, then MMSeg, then MMEngine.
     """
     import mmseg.utils  # noqa: F401
+    import mmseg.visualization  # noqa: F401
     import mmwsss.datasets  # noqa: F401,F403
     import mmwsss.engine  # noqa: F401,F403
     import mmwsss.evaluation  # noqa: F401,F403

@@ -73,3 +73,20 @@ def test_weights_only_still_protects():
     buf.seek(0)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(buf)
+
+
+def test_getattr_is_restricted():
+    """Only HistoryBuffer methods may be fetched through ``getattr`` in a
+    checkpoint; anything else is refused."""
+    import numpy as np
+
+    class _GetattrAttack:
+
+        def __reduce__(self):
+            return (getattr, (np.ndarray, 'tofile'))
+
+    buf = io.BytesIO()
+    torch.save({'x': _GetattrAttack()}, buf)
+    buf.seek(0)
+    with pytest.raises(pickle.UnpicklingError, match='only allows'):
+        torch.load(buf)

@@ -61,3 +61,15 @@ def test_own_registration_does_not_leak_into_mmseg():
     init_default_scope('mmseg')
     assert S.DATASETS.get('ToyWSSSDataset') is None
     init_default_scope('mmwsss')
+
+
+def test_root_registries_resolve_mmwsss_prefix():
+    from mmengine.registry import DATASETS as ROOT_DATASETS
+    from mmengine.registry import MODEL_WRAPPERS as ROOT_WRAPPERS
+    from mmwsss.datasets import ToyWSSSDataset
+    from mmwsss.models.wrappers import DeviceAwareDistributedDataParallel
+    assert ROOT_DATASETS.get('mmwsss.ToyWSSSDataset') is ToyWSSSDataset
+    assert ROOT_WRAPPERS.get('mmwsss.DeviceAwareDistributedDataParallel') is \
+        DeviceAwareDistributedDataParallel
+    # the parent chain is untouched: mmwsss -> mmseg -> mmengine
+    assert R.DATASETS.parent.scope == 'mmseg'
