@@ -254,8 +254,8 @@ def _voc_xml(img_id: str, size: int, objects: List[dict]) -> str:
 
 def make_toy_dataset(out: str,
                      seed: int = 0,
-                     num_train: int = 160,
-                     num_val: int = 40,
+                     num_train: int = 400,
+                     num_val: int = 100,
                      image_size: int = 128,
                      max_objects: int = 3,
                      num_classes: int = 8,
@@ -263,7 +263,8 @@ def make_toy_dataset(out: str,
     """Generate the toy dataset under ``out`` (deterministic for a given seed).
 
     If ``out`` already holds a toy dataset made with the same parameters, nothing
-    is written. The dataset is generated into a temporary sibling folder and renamed
+    is written (the files would be identical). Any other non-empty ``out`` is only
+    replaced with ``overwrite=True``. The dataset is generated into a temporary sibling folder and renamed
     into place, so an interrupted run leaves no half-written dataset behind.
 
     Returns the parameters written to ``toy_meta.json``.
@@ -287,8 +288,8 @@ def make_toy_dataset(out: str,
     if osp.exists(out):
         if osp.isfile(meta_path):
             with open(meta_path) as f:
-                if json.load(f) == meta and not overwrite:
-                    return meta
+                if json.load(f) == meta:
+                    return meta  # identical parameters -> identical files
         if os.listdir(out) and not overwrite:
             raise FileExistsError(
                 f'{out} exists and does not hold a toy dataset with these '

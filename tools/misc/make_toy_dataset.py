@@ -1,7 +1,7 @@
 """Generate the embedded toy WSSS dataset (VOC layout), deterministically.
 
     python tools/misc/make_toy_dataset.py --out data/toy [--seed 0]
-        [--num-train 160] [--num-val 40] [--image-size 128] [--overwrite]
+        [--num-train 400] [--num-val 100] [--image-size 128] [--overwrite]
 
 Re-running with the same parameters is a no-op. See mmwsss/datasets/toy_generator.py
 and docs/datasets.md for what the data looks like and why.
@@ -19,12 +19,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', default='data/toy', help='output folder')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--num-train', type=int, default=160)
-    p.add_argument('--num-val', type=int, default=40)
+    p.add_argument('--num-train', type=int, default=400)
+    p.add_argument('--num-val', type=int, default=100)
     p.add_argument('--image-size', type=int, default=128)
     p.add_argument('--max-objects', type=int, default=3)
     p.add_argument('--overwrite', action='store_true',
-                   help='replace an existing, different dataset at --out')
+                   help='replace an existing dataset with other parameters at --out')
     a = p.parse_args()
     meta = make_toy_dataset(
         a.out,

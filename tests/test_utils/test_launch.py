@@ -1,0 +1,77 @@
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmwsss.utils import launch
+
+
+def _cfg(**kw):
+    cfg = Config(
+        dict(
+            model=dict(
+                type='EncoderDecoder',
+                backbone=dict(norm_cfg=dict(type='SyncBN')),
+                decode_head=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)),
+                auxiliary_head=[dict(norm_cfg=dict(type='BN'))]),
+            optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD')),
+            **kw))
+    return cfg
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
+def test_setup_device_cpu_distributed(monkeypatch):
+    calls = []
+    monkeypatch.setattr(launch, '_init_gloo', lambda l: calls.append(l))
+    cfg = _cfg(launcher='pytorch', find_unused_parameters=True)
+    with pytest.warns(UserWarning, match='2 SyncBN'):
+        launch.setup_device(cfg)
+    assert calls == ['pytorch']
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.model_wrapper_cfg.type == \
+        'mmwsss.DeviceAwareDistributedDataParallel'
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True
+    assert cfg.model.backbone.norm_cfg.type == 'BN'
+    assert cfg.model.decode_head.norm_cfg.type == 'BN'
+
+
+def test_setup_device_non_distributed_untouched(monkeypatch):
+    monkeypatch.setattr(launch, '_init_gloo', lambda l: 1 / 0)
+    cfg = _cfg(launcher='none')
+    launch.setup_device(cfg)
+    assert 'model_wrapper_cfg' not in cfg
+    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
+def test_amp_on_cpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match='--amp needs a CUDA device'):
+        launch.enable_amp(_cfg())
+
+
+def test_load_config_precedence(tmp_path, repo_root):
+    import os.path as osp
+    path = osp.join(repo_root, 'configs', 'toy', 'supervised_toy.py')
+    cfg = launch.load_config(path, {'train_cfg.max_iters': 7}, None, 'none')
+    assert cfg.work_dir == './work_dirs/supervised_toy'
+    assert cfg.train_cfg.max_iters == 7 and cfg.default_scope == 'mmwsss'
+    cfg = launch.load_config(path, None, str(tmp_path), 'pytorch')
+    assert cfg.work_dir == str(tmp_path) and cfg.launcher == 'pytorch'
+    with pytest.raises(FileNotFoundError, match='config file'):
+        launch.load_config(str(tmp_path / 'nope.py'))
+
+
+def test_device_aware_ddp_drops_device_ids_on_cpu(monkeypatch):
+    """The CPU wrapper must not hand device_ids to torch's DDP for CPU modules."""
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmwsss.models.wrappers import DeviceAwareDistributedDataParallel
+    seen = {}
+
+    def fake_init(self, module, device_ids=None, **kwargs):
+        seen.update(device_ids=device_ids, **kwargs)
+
+    monkeypatch.setattr(MMDistributedDataParallel, '__init__', fake_init)
+    DeviceAwareDistributedDataParallel(
+        torch.nn.Linear(2, 2), device_ids=[0], output_device=0,
+        broadcast_buffers=False)
+    assert seen == dict(device_ids=None, broadcast_buffers=False)
