@@ -243,6 +243,25 @@ class VOCWSSSDataset(BaseSegDataset):
             if missing:
                 raise self._missing_error(what, missing, folder, fix)
 
+    def filter_data(self) -> List[dict]:
+        """``filter_cfg=dict(skip_ids_with_file_in=DIR, file_suffix='.npz')`` drops
+        the ids that already have ``DIR/<id><suffix>`` (resumable exports)."""
+        if not self.filter_cfg:
+            return self.data_list
+        cfg = dict(self.filter_cfg)
+        folder = cfg.pop('skip_ids_with_file_in', None)
+        suffix = cfg.pop('file_suffix', '.npz')
+        if cfg:
+            raise ValueError(f'{type(self).__name__}: unknown filter_cfg keys '
+                             f'{sorted(cfg)}; allowed: skip_ids_with_file_in, '
+                             'file_suffix')
+        if folder is None or not osp.isdir(folder):
+            return self.data_list
+        present = set(os.listdir(folder))
+        return [
+            it for it in self.data_list if it['img_id'] + suffix not in present
+        ]
+
     def prepare_data(self, idx):
         """Run the pipeline; errors name the image id and its files."""
         try:

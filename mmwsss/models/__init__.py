@@ -1,2 +1,5 @@
 """mmwsss models (backbones, heads, classifiers, losses, wrappers)."""
+from .backbones import *  # noqa: F401,F403
+from .classifiers import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
 from .wrappers import *  # noqa: F401,F403

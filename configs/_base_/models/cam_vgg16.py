@@ -1,0 +1,31 @@
+# OAA/DeepLab-style VGG16 classifier producing CAMs (oaa.md §2.1):
+# VGG16 (pool4 3x3/1, conv5 dilation 2, no pool5, OS8) + 3 extra 3x3/512 convs + 1x1 class
+# conv + GAP, multi-label soft-margin loss. ImageNet weights: the torchvision VGG16 file
+# (vgg16-397923af.pth), put under data/pretrained/ (no download at run time).
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255)
+model = dict(
+    type='WSClassifier',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='DeepLabVGG16',
+        variant='oaa',
+        out_indices=(4, ),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='data/pretrained/vgg16-397923af.pth')),
+    head=dict(
+        type='CAMHead',
+        in_channels=512,
+        num_classes=20,
+        num_extra_convs=3,
+        extra_channels=512,
+        init_std=0.01),
+    # CAM inference: scales x flip, sum fusion, restricted to GT classes
+    test_cfg=dict(
+        scales=(1.0, 0.5, 1.5, 2.0), flip=True, fusion='sum', restrict='gt'))

@@ -1,0 +1,58 @@
+# Plain CAM on the toy dataset: the OAA classification network at 1/4 width, trained from
+# scratch on CPU in a few minutes.
+#   python tools/train.py configs/toy/cam_vgg16_toy.py
+#   python tools/export_cams.py configs/toy/cam_vgg16_toy.py \
+#       work_dirs/cam_vgg16_toy/epoch_12.pth --out work_dirs/cam_vgg16_toy/cams
+#   python tools/eval_seeds.py work_dirs/cam_vgg16_toy/cams configs/toy/cam_vgg16_toy.py
+_base_ = [
+    '../_base_/models/cam_vgg16.py', '../_base_/datasets/toy.py',
+    '../_base_/default_runtime.py'
+]
+model = dict(
+    data_preprocessor=dict(size=(128, 128)),
+    backbone=dict(width=0.25, init_cfg=None),
+    head=dict(in_channels=128, num_classes=8, extra_channels=128))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackWSSSInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackWSSSInputs'),
+]
+cam_pipeline = test_pipeline
+train_dataloader = dict(
+    batch_size=16,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(pipeline=train_pipeline))
+# seeds are evaluated on the train split (as WSSS papers do on VOC train)
+val_dataloader = dict(
+    dataset=dict(
+        ann_file='ImageSets/Segmentation/train.txt', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = [dict(type='MultiLabelMAPMetric'), dict(type='SeedIoUMetric')]
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+    constructor='LRMultOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        new_layers=('head', ), bias_lr_mult=1.0, new_weight_lr_mult=1.0,
+        new_bias_lr_mult=1.0))
+param_scheduler = [
+    dict(type='PolyLR', eta_min=1e-5, power=0.9, by_epoch=True, begin=0, end=12)
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=12)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=25),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=4),
+    sampler_seed=dict(type='DistSamplerSeedHook'))
+log_processor = dict(by_epoch=True)
+randomness = dict(seed=0)

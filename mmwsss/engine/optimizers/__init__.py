@@ -1,0 +1,3 @@
+from .lr_mult_constructor import LRMultOptimWrapperConstructor
+
+__all__ = ['LRMultOptimWrapperConstructor']

@@ -1,0 +1,53 @@
+"""Config surgery for exporting CAMs with the standard Runner (tools/export_cams.py)."""
+import copy
+import os.path as osp
+
+from mmengine.config import Config, ConfigDict
+
+SPLIT_KEYS = ('train', 'val', 'test')
+
+
+def prepare_export_cfg(cfg: Config,
+                       checkpoint: str,
+                       out_dir: str,
+                       split: str = 'train',
+                       overwrite: bool = False,
+                       batch_size: int = 1) -> Config:
+    """Turn a classifier config into a CAM-export run over ``split``.
+
+    * the dataset of ``{split}_dataloader`` is used with ``cfg.cam_pipeline`` (or
+      ``cfg.test_pipeline``) and, unless ``overwrite``, skips ids whose CAM file
+      already exists (resumable);
+    * ``test_evaluator`` is a :class:`~mmwsss.evaluation.CAMWriter` on ``out_dir``;
+    * the checkpoint is loaded with ``load_from``.
+    """
+    if split not in SPLIT_KEYS:
+        raise ValueError(f'--split must be one of {SPLIT_KEYS}, got {split!r}')
+    key = f'{split}_dataloader'
+    if key not in cfg or cfg[key] is None:
+        raise KeyError(f'the config has no {key} to export CAMs for')
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    dataset = copy.deepcopy(cfg[key]['dataset'])
+    pipeline = cfg.get('cam_pipeline', cfg.get('test_pipeline'))
+    if pipeline is None:
+        raise KeyError('the config needs `cam_pipeline` or `test_pipeline` for '
+                       'CAM export')
+    dataset['pipeline'] = copy.deepcopy(pipeline)
+    dataset['test_mode'] = True
+    if not overwrite:
+        dataset['filter_cfg'] = dict(
+            skip_ids_with_file_in=out_dir, file_suffix='.npz')
+    cfg.test_dataloader = ConfigDict(
+        batch_size=batch_size,
+        num_workers=cfg[key].get('num_workers', 0),
+        persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dataset)
+    cfg.test_evaluator = ConfigDict(type='CAMWriter', out_dir=out_dir)
+    cfg.test_cfg = ConfigDict(type='TestLoop')
+    cfg.load_from = checkpoint
+    # the visualisation hook expects segmentation predictions
+    if 'default_hooks' in cfg and 'visualization' in cfg.default_hooks:
+        cfg.default_hooks.pop('visualization')
+    return cfg

@@ -1,0 +1,13 @@
+"""Metrics of mmwsss: seed mIoU over a background-threshold sweep and multi-label
+classification mAP."""
+from .multilabel_map_metric import MultiLabelMAPMetric, average_precision
+from .seed_iou_metric import SeedIoUMetric
+from .seed_sweep import (DEFAULT_THRESHOLDS, check_thresholds,
+                         confusions_from_histogram, per_threshold_loop,
+                         seed_scores, sweep_histogram)
+
+__all__ = [
+    'SeedIoUMetric', 'MultiLabelMAPMetric', 'average_precision',
+    'DEFAULT_THRESHOLDS', 'check_thresholds', 'sweep_histogram',
+    'confusions_from_histogram', 'seed_scores', 'per_threshold_loop'
+]

@@ -1,0 +1,208 @@
+"""Offline seed evaluation of a CAM folder against the GT masks of a dataset split.
+
+Used by ``tools/eval_seeds.py``. Every CAM file (:mod:`mmwsss.utils.cam_io`) of the
+split is read once and added to a one-pass threshold-sweep histogram
+(:func:`~mmwsss.evaluation.metrics.seed_sweep.sweep_histogram`), so all background
+thresholds are scored for the price of one.
+"""
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
+from mmwsss.utils.io import read_label_png
+from .metrics.seed_sweep import (check_thresholds, confusions_from_histogram,
+                                 seed_scores, sweep_histogram)
+
+__all__ = [
+    'evaluate_cam_dir', 'format_seed_table', 'scores_to_json',
+    'threshold_key'
+]
+
+
+def threshold_key(t: float) -> str:
+    """``0.05 -> '0.05'``, ``0.1 -> '0.10'``, ``0.125 -> '0.125'``."""
+    s = f'{t:.2f}'
+    return s if abs(float(s) - t) < 1e-9 else f'{t:g}'
+
+
+def _pct(x) -> str:
+    x = float(x)
+    return 'nan' if np.isnan(x) else f'{100 * x:.2f}'
+
+
+def format_seed_table(scores: Dict, per_threshold: bool = True) -> str:
+    """Text tables of :func:`seed_scores` output: mIoU per threshold (optional) and
+    IoU / precision / recall per class at the best threshold."""
+    from prettytable import PrettyTable
+    parts = []
+    if per_threshold:
+        t_table = PrettyTable()
+        t_table.add_column('threshold',
+                           [threshold_key(t) for t in scores['thresholds']])
+        t_table.add_column('mIoU', [_pct(v) for v in scores['miou']])
+        parts.append(t_table.get_string())
+    c_table = PrettyTable()
+    c_table.add_column('Class', list(scores['class_names']))
+    for key, name in (('iou', 'IoU'), ('precision', 'Precision'),
+                      ('recall', 'Recall')):
+        c_table.add_column(name, [_pct(v) for v in scores[key]])
+    parts.append(f"per class at the best threshold "
+                 f"{threshold_key(scores['best_threshold'])} "
+                 f"(mIoU {_pct(scores['best_miou'])}):\n" +
+                 c_table.get_string())
+    return '\n'.join(parts)
+
+
+def _nan_to_none(values) -> list:
+    return [None if np.isnan(v) else round(float(v) * 100, 4) for v in values]
+
+
+def scores_to_json(scores: Dict) -> Dict:
+    """JSON-ready summary of :func:`seed_scores` output (percentages; NaN ->
+    ``None``)."""
+    names = list(scores['class_names'])
+    return dict(
+        best_threshold=scores['best_threshold'],
+        mIoU=None if np.isnan(scores['best_miou']) else round(
+            scores['best_miou'] * 100, 4),
+        mIoU_per_threshold={
+            threshold_key(t): v
+            for t, v in zip(scores['thresholds'], _nan_to_none(scores['miou']))
+        },
+        per_class={
+            key: dict(zip(names, _nan_to_none(scores[key])))
+            for key in ('iou', 'precision', 'recall')
+        },
+        class_names=names)
+
+
+def _shown(ids: List[str], n: int = 5) -> str:
+    return ', '.join(ids[:n]) + (' ...' if len(ids) > n else '')
+
+
+def _item_gt_path(info: dict) -> Optional[str]:
+    if info.get('gt_seg_map_path'):
+        return info['gt_seg_map_path']
+    if 'pseudo_label_path' not in info:  # plain MMSeg dataset: seg map is the GT
+        return info.get('seg_map_path')
+    return None
+
+
+def _item_id(info: dict) -> str:
+    if info.get('img_id'):
+        return str(info['img_id'])
+    return osp.splitext(osp.basename(info['img_path']))[0]
+
+
+def evaluate_cam_dir(cam_dir: str,
+                     dataset,
+                     thresholds: Optional[Sequence[float]] = None,
+                     ignore_index: Optional[int] = None,
+                     progress: bool = True) -> Dict:
+    """Score the seeds of every CAM file of a dataset split over a threshold sweep.
+
+    Args:
+        cam_dir: folder of ``<img_id>.npz`` CAM files.
+        dataset: a built MMSeg-style dataset (``get_data_info``, ``metainfo``) whose
+            items have ``img_id`` (or ``img_path``) and a GT mask
+            (``gt_seg_map_path``; for plain MMSeg datasets ``seg_map_path``).
+        thresholds: background thresholds (default 0.05, 0.10, ..., 0.95).
+        ignore_index: GT label to skip (default: ``dataset.ignore_index`` or 255).
+        progress: show a progress bar.
+
+    Returns:
+        dict: :func:`seed_scores` output plus ``num_images`` and ``cam_dir``.
+
+    Raises:
+        FileNotFoundError: the CAM folder is missing, or ids of the split have no
+            CAM file (one error listing them, before any computation).
+        ValueError: the dataset has no GT masks, a CAM file has another number of
+            classes than the dataset, a CAM is not at the GT size, or a GT label is
+            out of range. Messages name the image id and file.
+    """
+    thr = check_thresholds(thresholds)
+    if not osp.isdir(cam_dir):
+        raise FileNotFoundError(
+            f'CAM folder {cam_dir!r} does not exist: export the CAMs of this '
+            'split first (one <img_id>.npz per image, see mmwsss/utils/cam_io.py)')
+    if ignore_index is None:
+        ignore_index = int(getattr(dataset, 'ignore_index', 255))
+    classes = list(dataset.metainfo['classes'])
+    k = len(classes) - 1
+    split = getattr(dataset, 'ann_file', '') or type(dataset).__name__
+    n = len(dataset)
+    if n == 0:
+        raise ValueError(f'the dataset split {split!r} has no images')
+
+    items = []
+    no_gt = []
+    for i in range(n):
+        info = dataset.get_data_info(i)
+        img_id = _item_id(info)
+        gt_path = _item_gt_path(info)
+        if gt_path is None:
+            no_gt.append(img_id)
+        items.append((img_id, gt_path))
+    if no_gt:
+        raise ValueError(
+            f'{type(dataset).__name__} (split {split!r}) has no GT masks for '
+            f'{len(no_gt)} id(s): {_shown(no_gt)}. Seed evaluation needs GT '
+            'masks: set data_prefix.seg_map_path (e.g. SegmentationClass) in the '
+            'dataset config or pick a split that has masks (--split)')
+
+    present = set(os.listdir(cam_dir))
+    missing = [
+        img_id for img_id, _ in items
+        if (img_id + CAM_SUFFIX not in present if os.sep not in img_id else
+            not osp.isfile(cam_path(cam_dir, img_id)))
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} of {n} id(s) of the split {split!r} have no CAM file '
+            f'in {cam_dir!r}: {_shown(missing)}. Export CAMs for every id of '
+            'this split, or evaluate the split the CAMs were made for (--split)')
+
+    hist = None
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar(n)
+    for img_id, gt_path in items:
+        path = cam_path(cam_dir, img_id)
+        rec = load_cam(path)
+        if rec.num_classes != k:
+            raise ValueError(
+                f'CAM file {path!r} (id {img_id!r}) has num_classes='
+                f'{rec.num_classes} but the dataset has {k} foreground classes: '
+                'these CAMs were made for another dataset; use the matching '
+                'config or re-export the CAMs')
+        if not osp.isfile(gt_path):
+            raise FileNotFoundError(
+                f'GT mask {gt_path!r} of id {img_id!r} does not exist')
+        gt = read_label_png(gt_path)
+        if gt.ndim != 2:
+            raise ValueError(
+                f'GT mask {gt_path!r} of id {img_id!r} has shape {gt.shape}: '
+                'expected a single-channel (palette) label PNG')
+        if rec.shape != gt.shape:
+            raise ValueError(
+                f'CAM of id {img_id!r} ({path!r}) has size {rec.shape} but its '
+                f'GT mask {gt_path!r} has size {gt.shape}: CAMs must be saved at '
+                'the original image size (resize them back before save_cam)')
+        try:
+            h = sweep_histogram(rec.dense(), gt, thr, k, ignore_index)
+        except ValueError as e:
+            raise ValueError(f'id {img_id!r} (CAM {path!r}, GT {gt_path!r}): '
+                             f'{e}') from e
+        hist = h if hist is None else hist + h
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        print()
+    scores = seed_scores(confusions_from_histogram(hist), thr, classes)
+    scores['num_images'] = n
+    scores['cam_dir'] = cam_dir
+    return scores

@@ -1,0 +1,3 @@
+from .ws_classifier import WSClassifier
+
+__all__ = ['WSClassifier']

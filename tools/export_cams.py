@@ -1,0 +1,60 @@
+"""Export CAMs (the project's CAM file format) of a trained classifier.
+
+    python tools/export_cams.py CONFIG CHECKPOINT --out CAM_DIR [--split train]
+        [--overwrite] [--cfg-options k=v ...] [--launcher pytorch]
+    tools/dist_export_cams.sh CONFIG CHECKPOINT NGPUS --out CAM_DIR ...
+
+Existing CAM files are skipped unless --overwrite (an interrupted export resumes).
+CAM inference options (scales, flip, fusion, class restriction) are `model.test_cfg`.
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
+from mmwsss.evaluation.cam_export import prepare_export_cfg
+from mmwsss.utils import register_all_modules
+from mmwsss.utils.launch import (build_runner, load_config, setup_device,
+                                 teardown_distributed)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description='Export CAMs (mmwsss)')
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('--out', required=True, help='CAM folder')
+    p.add_argument('--split', default='train', choices=['train', 'val', 'test'])
+    p.add_argument('--overwrite', action='store_true',
+                   help='recompute CAM files that already exist')
+    p.add_argument('--batch-size', type=int, default=1)
+    p.add_argument('--work-dir')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
+    cfg = prepare_export_cfg(cfg, args.checkpoint, args.out, args.split,
+                             args.overwrite, args.batch_size)
+    setup_device(cfg)
+    runner = build_runner(cfg)
+    if len(runner.test_dataloader.dataset) == 0:
+        print(f'all CAM files of the {args.split} split already exist in '
+              f'{args.out} (use --overwrite to recompute)')
+    else:
+        runner.test()
+    teardown_distributed()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,56 @@
+"""Convert a VGG-16 checkpoint to mmwsss ``DeepLabVGG16`` names.
+
+    python tools/model_converters/vgg16_to_mmwsss.py SRC DST [--prefix backbone.]
+
+SRC: a torchvision ``vgg16`` state dict (e.g. ``vgg16-397923af.pth``), a Caffe-style
+conversion (``conv1_1.weight`` ... ``conv5_3.bias``) or a DeepLab-LargeFOV / OAA PyTorch
+checkpoint; classifier / fc6–fc8 / extra conv weights are dropped (see
+:func:`mmwsss.models.backbones.convert_vgg16_state_dict`). DST receives
+``{'state_dict': {...}, 'meta': {...}}`` with the 13 convs as ``features.{i}.*``
+(plus ``--prefix``), written atomically. Use it with
+``init_cfg=dict(type='Pretrained', checkpoint=DST)`` of ``DeepLabVGG16`` (no prefix),
+or as ``load_from`` of a whole model with ``--prefix backbone.``.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+import mmwsss  # noqa: E402,F401  (compat shims first)
+import torch  # noqa: E402
+from mmengine.runner import CheckpointLoader  # noqa: E402
+
+from mmwsss.models.backbones import convert_vgg16_state_dict  # noqa: E402
+from mmwsss.utils.io import atomic_write  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert a VGG-16 checkpoint to DeepLabVGG16 names')
+    parser.add_argument('src', help='source checkpoint (local file)')
+    parser.add_argument('dst', help='output checkpoint')
+    parser.add_argument(
+        '--prefix', default='',
+        help="prefix for the output keys, e.g. 'backbone.' (default: none)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
+    try:
+        state = convert_vgg16_state_dict(ckpt)
+    except (KeyError, TypeError) as e:
+        sys.exit(f'{args.src}: {e}')
+    state = {args.prefix + k: v.contiguous() for k, v in state.items()}
+    out = {'state_dict': state,
+           'meta': {'source': osp.basename(args.src),
+                    'converter': 'tools/model_converters/vgg16_to_mmwsss.py'}}
+    with atomic_write(args.dst) as f:
+        torch.save(out, f)
+    print(f'wrote {len(state)} tensors to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
