@@ -13,7 +13,7 @@ import os
 from mmengine.config import DictAction
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
-from mmwsss.evaluation.cam_export import prepare_export_cfg
+from mmwsss.evaluation.cam_export import pending_ids, prepare_export_cfg
 from mmwsss.utils import register_all_modules
 from mmwsss.utils.launch import (build_runner, load_config, setup_device,
                                  teardown_distributed)
@@ -46,13 +46,16 @@ def main():
                       args.launcher)
     cfg = prepare_export_cfg(cfg, args.checkpoint, args.out, args.split,
                              args.overwrite, args.batch_size)
+    if not args.overwrite:
+        todo = pending_ids(cfg.test_dataloader.dataset, args.out)
+        if not todo:
+            print(f'all CAM files of the {args.split} split already exist in '
+                  f'{args.out} (use --overwrite to recompute)')
+            return
+        print(f'{len(todo)} CAM files to compute (existing ones are skipped)')
     setup_device(cfg)
     runner = build_runner(cfg)
-    if len(runner.test_dataloader.dataset) == 0:
-        print(f'all CAM files of the {args.split} split already exist in '
-              f'{args.out} (use --overwrite to recompute)')
-    else:
-        runner.test()
+    runner.test()
     teardown_distributed()
 
 

@@ -4,7 +4,22 @@ import os.path as osp
 
 from mmengine.config import Config, ConfigDict
 
+from mmwsss.utils.cam_io import cam_path
+from mmwsss.utils.io import read_split_ids
+
 SPLIT_KEYS = ('train', 'val', 'test')
+
+
+def pending_ids(dataset_cfg: dict, out_dir: str) -> list:
+    """Ids of the dataset's split list that have no CAM file in ``out_dir`` yet."""
+    ann = dataset_cfg.get('ann_file', '')
+    root = dataset_cfg.get('data_root')
+    if root and not osp.isabs(ann):
+        ann = osp.join(root, ann)
+    return [
+        i for i in read_split_ids(ann)
+        if not osp.isfile(cam_path(out_dir, i))
+    ]
 
 
 def prepare_export_cfg(cfg: Config,
