@@ -8,3 +8,4 @@ _base_ = [
     '../_base_/models/cam_vgg16.py', '../_base_/datasets/voc12_aug_cls.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_cam_voc.py'
 ]
+log_processor = dict(by_epoch=True)

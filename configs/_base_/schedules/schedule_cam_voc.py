@@ -26,4 +26,3 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
                     max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'))
-log_processor = dict(by_epoch=True)
