@@ -8,14 +8,12 @@ Existing CAM files are skipped unless --overwrite (an interrupted export resumes
 CAM inference options (scales, flip, fusion, class restriction) are `model.test_cfg`.
 """
 import argparse
-import os
-
-from mmengine.config import DictAction
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.evaluation.cam_export import pending_ids, prepare_export_cfg
 from mmwsss.utils import register_all_modules
-from mmwsss.utils.launch import (build_runner, load_config, setup_device,
+from mmwsss.utils.launch import (add_common_args, build_runner, load_config,
+                                 parse_common, setup_device,
                                  teardown_distributed)
 
 
@@ -28,15 +26,8 @@ def parse_args():
     p.add_argument('--overwrite', action='store_true',
                    help='recompute CAM files that already exist')
     p.add_argument('--batch-size', type=int, default=1)
-    p.add_argument('--work-dir')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(p)
+    return parse_common(p)
 
 
 def main():

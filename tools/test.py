@@ -6,11 +6,10 @@
 import argparse
 import os
 
-from mmengine.config import DictAction
-
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
-from mmwsss.utils.launch import (build_runner, load_config, setup_device,
+from mmwsss.utils.launch import (add_common_args, build_runner, load_config,
+                                 parse_common, setup_device,
                                  teardown_distributed)
 
 
@@ -18,8 +17,6 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Test a model (mmwsss)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir', help='the dir where evaluation results are dumped')
     parser.add_argument(
         '--out', help='directory to save the predictions for offline evaluation')
     parser.add_argument(
@@ -29,22 +26,10 @@ def parse_args():
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
         '--tta', action='store_true', help='test time augmentation')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(
+        parser, work_dir_help='the dir where evaluation results are dumped')
+    return parse_common(parser)
 
 
 def trigger_visualization_hook(cfg, args):

@@ -12,6 +12,34 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 
+def add_common_args(parser, work_dir_help: str = 'the dir to save logs and '
+                    'models') -> None:
+    """The flags every mmwsss runner tool shares (MMSeg-compatible):
+    ``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help=work_dir_help)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, key=value pairs '
+        '(e.g. train_cfg.max_iters=100 "a.b=[1,2]")')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_common(parser):
+    """``parser.parse_args()`` plus the ``LOCAL_RANK`` fallback of MMSeg's tools."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
 def load_config(config: str,
                 cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None,
