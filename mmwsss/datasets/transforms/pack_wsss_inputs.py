@@ -8,7 +8,7 @@ from mmwsss.structures import WSSSDataSample
 
 DEFAULT_META_KEYS = ('img_id', 'img_path', 'seg_map_path', 'ori_shape',
                      'img_shape', 'pad_shape', 'scale_factor', 'flip',
-                     'flip_direction', 'reduce_zero_label')
+                     'flip_direction', 'reduce_zero_label', 'crop_bbox')
 
 
 @TRANSFORMS.register_module()

@@ -1,0 +1,54 @@
+"""Map network outputs of an augmented image back into the image's canonical frame.
+
+The canonical frame of an image is its original size ``ori_shape`` (optionally
+downsampled, e.g. to the network's output stride). Online methods keyed by image id
+(OAA accumulation, attention drop) keep their state there, so that random resize,
+crop and flip do not change which pixel a value belongs to.
+"""
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def to_canonical(maps: torch.Tensor, meta: dict, input_shape: Sequence[int],
+                 canon_shape: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Invert the augmentation of one image for a stack of maps.
+
+    Assumes the pipeline order resize -> crop -> flip -> pad (MMSeg's usual order;
+    ``RandomCropWithBox`` records the crop box, mmcv's resize ``scale_factor``).
+
+    Args:
+        maps: (K, h, w) maps over the (padded) network input of this image.
+        meta: the data sample's metainfo: ``ori_shape``, ``img_shape`` (after crop),
+            optional ``scale_factor`` (w, h), ``crop_bbox`` (y1, y2, x1, x2), ``flip``,
+            ``flip_direction``.
+        input_shape: (H_in, W_in) of the padded network input.
+        canon_shape: (Hc, Wc) of the canonical frame (e.g. ``ori_shape`` / stride).
+
+    Returns:
+        ``(canon, valid)``: (K, Hc, Wc) maps and a (Hc, Wc) bool mask of the pixels
+        the augmented view covered (outside a crop nothing is known).
+    """
+    k = maps.shape[0]
+    x = F.interpolate(maps[None].float(), size=tuple(input_shape[:2]),
+                      mode='bilinear', align_corners=False)[0]
+    img_h, img_w = meta.get('img_shape', input_shape)[:2]
+    x = x[:, :img_h, :img_w]
+    if meta.get('flip', False):
+        x = x.flip(-1 if meta.get('flip_direction', 'horizontal') ==
+                   'horizontal' else -2)
+    ori_h, ori_w = meta['ori_shape'][:2]
+    sf = meta.get('scale_factor', (1.0, 1.0))
+    res_h, res_w = int(ori_h * sf[1] + 0.5), int(ori_w * sf[0] + 0.5)
+    y1, y2, x1, x2 = meta.get('crop_bbox', (0, img_h, 0, img_w))
+    canvas = x.new_zeros((k, res_h, res_w))
+    valid = x.new_zeros((1, res_h, res_w))
+    canvas[:, y1:y2, x1:x2] = x[:, :y2 - y1, :x2 - x1]
+    valid[:, y1:y2, x1:x2] = 1
+    size = tuple(int(v) for v in canon_shape[:2])
+    canon = F.interpolate(canvas[None], size=size, mode='bilinear',
+                          align_corners=False)[0]
+    cov = F.interpolate(valid[None], size=size, mode='bilinear',
+                        align_corners=False)[0, 0]
+    return canon, cov > 0.5
