@@ -12,9 +12,8 @@ import argparse
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.evaluation.cam_export import pending_ids, prepare_export_cfg
 from mmwsss.utils import register_all_modules
-from mmwsss.utils.launch import (add_common_args, build_runner, load_config,
-                                 parse_common, setup_device,
-                                 teardown_distributed)
+from mmwsss.utils.launch import (add_common_args, load_config,
+                                 parse_common, run)
 
 
 def parse_args():
@@ -44,10 +43,7 @@ def main():
                   f'{args.out} (use --overwrite to recompute)')
             return
         print(f'{len(todo)} CAM files to compute (existing ones are skipped)')
-    setup_device(cfg)
-    runner = build_runner(cfg)
-    runner.test()
-    teardown_distributed()
+    run(cfg, 'test')
 
 
 if __name__ == '__main__':

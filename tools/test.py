@@ -8,9 +8,8 @@ import os
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
-from mmwsss.utils.launch import (add_common_args, build_runner, load_config,
-                                 parse_common, setup_device,
-                                 teardown_distributed)
+from mmwsss.utils.launch import (add_common_args, load_config,
+                                 parse_common, run)
 
 
 def parse_args():
@@ -68,10 +67,7 @@ def main():
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    setup_device(cfg)
-    runner = build_runner(cfg)
-    runner.test()
-    teardown_distributed()
+    run(cfg, 'test')
 
 
 if __name__ == '__main__':

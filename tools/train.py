@@ -9,9 +9,8 @@ import argparse
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
-from mmwsss.utils.launch import (add_common_args, build_runner, enable_amp,
-                                 load_config, parse_common, setup_device,
-                                 teardown_distributed)
+from mmwsss.utils.launch import (add_common_args, enable_amp, load_config,
+                                 parse_common, run)
 
 
 def parse_args():
@@ -39,10 +38,7 @@ def main():
     if args.amp:
         enable_amp(cfg)
     cfg.resume = args.resume
-    setup_device(cfg)
-    runner = build_runner(cfg)
-    runner.train()
-    teardown_distributed()
+    run(cfg, 'train')
 
 
 if __name__ == '__main__':

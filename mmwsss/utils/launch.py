@@ -167,3 +167,13 @@ def teardown_distributed() -> None:
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
         torch_dist.destroy_process_group()
+
+
+def run(cfg: Config, mode: str) -> None:
+    """Set up the device, build the Runner, run ``train`` or ``test``, tear down."""
+    if mode not in ('train', 'test'):
+        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+    setup_device(cfg)
+    runner = build_runner(cfg)
+    getattr(runner, mode)()
+    teardown_distributed()
