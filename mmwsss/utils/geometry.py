@@ -52,3 +52,44 @@ def to_canonical(maps: torch.Tensor, meta: dict, input_shape: Sequence[int],
     cov = F.interpolate(valid[None], size=size, mode='bilinear',
                         align_corners=False)[0, 0]
     return canon, cov > 0.5
+
+
+def from_canonical(canon: torch.Tensor, meta: dict,
+                   mode: str = 'bilinear') -> torch.Tensor:
+    """Warp maps from an image's canonical frame into an augmented view of it.
+
+    The inverse of :func:`to_canonical`: ``canon`` (K, Hc, Wc) covers the original
+    image (at any resolution); the result (K, img_h, img_w) covers the augmented,
+    unpadded image described by ``meta`` (pipeline order resize -> crop -> flip, as
+    recorded by mmcv's ``Resize`` (``scale_factor``), :class:`RandomCropWithBox`
+    (``crop_bbox``) and ``RandomFlip`` (``flip``, ``flip_direction``)).
+
+    Used to bring per-image state kept by image id (OAA's previous attention for the
+    attention drop layer, IAM soft targets) onto the pixels the network sees.
+
+    Args:
+        canon: (K, Hc, Wc) maps of the original image.
+        meta: ``ori_shape``, ``img_shape`` and the optional geometric keys above.
+        mode: interpolation mode for the resize to the resized-image size.
+    """
+    if canon.dim() != 3:
+        raise ValueError(f'canon must be (K, H, W), got {tuple(canon.shape)}')
+    ori_h, ori_w = meta['ori_shape'][:2]
+    img_h, img_w = meta.get('img_shape', (ori_h, ori_w))[:2]
+    sf = meta.get('scale_factor', (1.0, 1.0))
+    res_h, res_w = int(ori_h * sf[1] + 0.5), int(ori_w * sf[0] + 0.5)
+    kw = {} if mode in ('nearest', 'area') else dict(align_corners=False)
+    x = F.interpolate(canon[None].float(), size=(res_h, res_w), mode=mode,
+                      **kw)[0]
+    y1, y2, x1, x2 = meta.get('crop_bbox', (0, img_h, 0, img_w))
+    x = x[:, y1:y2, x1:x2]
+    if meta.get('flip', False):
+        x = x.flip(-1 if meta.get('flip_direction', 'horizontal') ==
+                   'horizontal' else -2)
+    if tuple(x.shape[1:]) != (img_h, img_w):
+        # e.g. a crop box that ends past the resized image: pad with zeros
+        out = x.new_zeros((x.shape[0], img_h, img_w))
+        h, w = min(img_h, x.shape[1]), min(img_w, x.shape[2])
+        out[:, :h, :w] = x[:, :h, :w]
+        x = out
+    return x
