@@ -1,5 +1,7 @@
-"""mmwsss models (backbones, heads, classifiers, losses, wrappers)."""
+"""mmwsss models (backbones, heads, classifiers, layers, losses, wrappers)."""
 from .backbones import *  # noqa: F401,F403
 from .classifiers import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
 from .wrappers import *  # noqa: F401,F403

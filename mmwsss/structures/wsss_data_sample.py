@@ -12,6 +12,9 @@ class WSSSDataSample(SegDataSample):
       K foreground classes; index ``c`` is segmentation label ``c + 1``.
     - ``gt_saliency`` (PixelData, float32 in [0, 1], shape (1, H, W)): saliency map
       aligned with the input, when the pipeline loads one.
+    - ``gt_attention`` (PixelData, float32 in [0, 1], shape (K, H, W)): soft attention
+      targets over the K foreground classes (e.g. OAA cumulative maps) aligned with the
+      augmented, unpadded input, for the integral attention model (OAA+).
 
     Meta fields: ``img_id`` (str, the image file stem) is the identity of the image
     for every stage (online state, CAM files, pseudo labels); never a loader index.
@@ -40,3 +43,15 @@ class WSSSDataSample(SegDataSample):
     @gt_saliency.deleter
     def gt_saliency(self) -> None:
         del self._gt_saliency
+
+    @property
+    def gt_attention(self) -> PixelData:
+        return self._gt_attention
+
+    @gt_attention.setter
+    def gt_attention(self, value: PixelData) -> None:
+        self.set_field(value, '_gt_attention', dtype=PixelData)
+
+    @gt_attention.deleter
+    def gt_attention(self) -> None:
+        del self._gt_attention

@@ -18,6 +18,12 @@ def to_canonical(maps: torch.Tensor, meta: dict, input_shape: Sequence[int],
     Assumes the pipeline order resize -> crop -> flip -> pad (MMSeg's usual order;
     ``RandomCropWithBox`` records the crop box, mmcv's resize ``scale_factor``).
 
+    Every canonical pixel centre is traced through the augmentation into the network
+    input and the maps are sampled there with one bilinear interpolation
+    (``grid_sample``), so when the canonical grid equals the feature grid of an
+    unaugmented input (e.g. OAA's short-side-224 frame at stride 8) the maps are
+    copied exactly, without the blur of an up- then down-sampling.
+
     Args:
         maps: (K, h, w) maps over the (padded) network input of this image.
         meta: the data sample's metainfo: ``ori_shape``, ``img_shape`` (after crop),
@@ -30,28 +36,34 @@ def to_canonical(maps: torch.Tensor, meta: dict, input_shape: Sequence[int],
         ``(canon, valid)``: (K, Hc, Wc) maps and a (Hc, Wc) bool mask of the pixels
         the augmented view covered (outside a crop nothing is known).
     """
-    k = maps.shape[0]
-    x = F.interpolate(maps[None].float(), size=tuple(input_shape[:2]),
-                      mode='bilinear', align_corners=False)[0]
-    img_h, img_w = meta.get('img_shape', input_shape)[:2]
-    x = x[:, :img_h, :img_w]
-    if meta.get('flip', False):
-        x = x.flip(-1 if meta.get('flip_direction', 'horizontal') ==
-                   'horizontal' else -2)
+    hin, win = (int(v) for v in input_shape[:2])
+    img_h, img_w = meta.get('img_shape', (hin, win))[:2]
     ori_h, ori_w = meta['ori_shape'][:2]
     sf = meta.get('scale_factor', (1.0, 1.0))
     res_h, res_w = int(ori_h * sf[1] + 0.5), int(ori_w * sf[0] + 0.5)
     y1, y2, x1, x2 = meta.get('crop_bbox', (0, img_h, 0, img_w))
-    canvas = x.new_zeros((k, res_h, res_w))
-    valid = x.new_zeros((1, res_h, res_w))
-    canvas[:, y1:y2, x1:x2] = x[:, :y2 - y1, :x2 - x1]
-    valid[:, y1:y2, x1:x2] = 1
-    size = tuple(int(v) for v in canon_shape[:2])
-    canon = F.interpolate(canvas[None], size=size, mode='bilinear',
-                          align_corners=False)[0]
-    cov = F.interpolate(valid[None], size=size, mode='bilinear',
-                        align_corners=False)[0, 0]
-    return canon, cov > 0.5
+    hc, wc = (int(v) for v in canon_shape[:2])
+    dev = maps.device
+    # canonical pixel centres -> resized image -> crop -> flip (continuous coords)
+    ys = (torch.arange(hc, device=dev, dtype=torch.float32) + 0.5) * (
+        res_h / hc) - y1
+    xs = (torch.arange(wc, device=dev, dtype=torch.float32) + 0.5) * (
+        res_w / wc) - x1
+    valid_y = (ys >= 0) & (ys <= min(y2 - y1, img_h))
+    valid_x = (xs >= 0) & (xs <= min(x2 - x1, img_w))
+    if meta.get('flip', False):
+        if meta.get('flip_direction', 'horizontal') == 'horizontal':
+            xs = img_w - xs
+        else:
+            ys = img_h - ys
+    gy = ys / hin * 2 - 1
+    gx = xs / win * 2 - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing='ij')[::-1], -1)
+    canon = F.grid_sample(
+        maps[None].float(), grid[None], mode='bilinear',
+        padding_mode='border', align_corners=False)[0]
+    valid = valid_y[:, None] & valid_x[None, :]
+    return canon, valid
 
 
 def from_canonical(canon: torch.Tensor, meta: dict,

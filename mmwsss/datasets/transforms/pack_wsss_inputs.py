@@ -20,6 +20,8 @@ class PackWSSSInputs(PackSegInputs):
     - ``gt_label``: the multi-hot image-level label (from ``results['gt_label']``);
     - ``gt_sem_seg``: the mask, if the pipeline loaded one (GT or pseudo label);
     - ``gt_saliency``: the saliency map scaled to [0, 1], if ``LoadSaliencyMap`` ran;
+    - ``gt_attention``: the (K, H, W) soft attention targets in [0, 1], if
+      ``LoadAttentionTargets`` ran (the integral attention model, OAA+);
     - meta ``img_id`` (always kept) and the usual geometric meta keys.
     """
 
@@ -41,5 +43,8 @@ class PackWSSSInputs(PackSegInputs):
             sal = np.ascontiguousarray(results['gt_saliency'])
             sal = torch.from_numpy(sal.astype(np.float32) / 255.)[None]
             sample.gt_saliency = PixelData(data=sal)
+        if 'gt_attention' in results:
+            att = np.ascontiguousarray(results['gt_attention'], dtype=np.float32)
+            sample.gt_attention = PixelData(data=torch.from_numpy(att))
         packed['data_samples'] = sample
         return packed

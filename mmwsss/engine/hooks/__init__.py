@@ -1,3 +1,7 @@
+from .attention_store import AttentionStore
 from .num_class_check_hook import WSSSNumClassCheckHook
+from .oaa_hook import OAAHook, canonical_shape
 
-__all__ = ['WSSSNumClassCheckHook']
+__all__ = [
+    'WSSSNumClassCheckHook', 'OAAHook', 'AttentionStore', 'canonical_shape'
+]

@@ -4,7 +4,7 @@ Building block of the OAA accumulation hook: it only stores and fuses maps that 
 already in the canonical frame of an image (the original image at feature resolution);
 inverting the augmentation is the hook's job.
 """
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -21,7 +21,13 @@ class AttentionStore:
 
     * ``'max'`` (default, Eq. 5): ``M_t = max(M_{t-1}, A_t)``;
     * ``'avg'`` (Eq. 10): ``M_t = ((t-1) M_{t-1} + A_t) / t`` with ``t`` the number of
-      accepted visits of that (image, class).
+      accepted visits of that (image, class) (spec A9: skipped visits do not count);
+    * ``'last'``: ``M_t = A_t`` (the previous accepted attention used by the attention
+      drop layer, OAA++ Alg. 1).
+
+    An update may carry a validity mask (the part of the image a random crop showed):
+    outside it the stored values are kept (for ``'avg'``, ``t`` counts visits of the
+    map, not of each pixel; a documented approximation for cropped views).
 
     The state is a plain dict of numpy arrays (:meth:`state_dict`), so it is saved
     inside MMEngine checkpoints and loads under torch's ``weights_only`` loader.
@@ -36,8 +42,9 @@ class AttentionStore:
     """
 
     def __init__(self, fusion: str = 'max'):
-        if fusion not in ('max', 'avg'):
-            raise ValueError(f"fusion must be 'max' or 'avg', got {fusion!r}")
+        if fusion not in ('max', 'avg', 'last'):
+            raise ValueError(
+                f"fusion must be 'max', 'avg' or 'last', got {fusion!r}")
         self.fusion = fusion
         self._maps: Dict[Key, np.ndarray] = {}
         self._counts: Dict[Key, int] = {}
@@ -61,6 +68,17 @@ class AttentionStore:
         m = self._maps.get((str(img_id), int(cls)))
         return None if m is None else m.astype(np.float32) / 255.
 
+    def items(self):
+        """((img_id, class), uint8 map) pairs, sorted by key."""
+        return [(k, self._maps[k]) for k in self.keys()]
+
+    def by_image(self) -> Dict[str, Dict[int, np.ndarray]]:
+        """``{img_id: {class: uint8 map}}``."""
+        out: Dict[str, Dict[int, np.ndarray]] = {}
+        for (i, c), m in self._maps.items():
+            out.setdefault(i, {})[c] = m
+        return out
+
     def classes_of(self, img_id: str) -> List[int]:
         return sorted(c for i, c in self._maps if i == str(img_id))
 
@@ -78,26 +96,53 @@ class AttentionStore:
             raise ValueError(f'{where}: attention map has NaN/inf values')
         return np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8)
 
-    def update(self, img_id: str, cls: int, amap: np.ndarray) -> None:
-        """Fuse an accepted attention map (values in [0, 1]) into the store."""
+    def update(self,
+               img_id: str,
+               cls: int,
+               amap: np.ndarray,
+               valid: Optional[np.ndarray] = None) -> None:
+        """Fuse an accepted attention map (values in [0, 1]) into the store.
+
+        Args:
+            img_id: image id.
+            cls: 0-based foreground class index.
+            amap: (h, w) map in the canonical frame of the image.
+            valid: optional (h, w) bool mask of the pixels this visit saw; elsewhere
+                the stored map is kept (zeros for a first visit).
+        """
         key = (str(img_id), int(cls))
-        new = self._quantise(amap, f'image {key[0]!r} class {key[1]}')
+        where = f'image {key[0]!r} class {key[1]}'
+        new = self._quantise(amap, where)
+        if valid is not None:
+            valid = np.asarray(valid, dtype=bool)
+            if valid.shape != new.shape:
+                raise ValueError(f'{where}: valid mask of shape {valid.shape} '
+                                 f'does not match the map {new.shape}')
+            if valid.all():
+                valid = None
         old = self._maps.get(key)
         if old is None:
+            if valid is not None:
+                new = np.where(valid, new, 0).astype(np.uint8)
             self._maps[key] = new
             self._counts[key] = 1
         else:
             if old.shape != new.shape:
                 raise ValueError(
-                    f'image {key[0]!r} class {key[1]}: attention map of shape '
+                    f'{where}: attention map of shape '
                     f'{new.shape} does not match the stored {old.shape} (maps '
                     'must be in the canonical frame of the image)')
             t = self._counts[key] + 1
             if self.fusion == 'max':
-                self._maps[key] = np.maximum(old, new)
-            else:
+                fused = np.maximum(old, new)
+            elif self.fusion == 'avg':
                 avg = ((t - 1) * old.astype(np.float32) + new) / t
-                self._maps[key] = np.rint(avg).astype(np.uint8)
+                fused = np.rint(avg).astype(np.uint8)
+            else:
+                fused = new
+            if valid is not None:
+                fused = np.where(valid, fused, old).astype(np.uint8)
+            self._maps[key] = fused
             self._counts[key] = t
         self._dirty.add(key)
 
@@ -116,6 +161,34 @@ class AttentionStore:
             key = (str(img_id), int(cls))
             self._maps[key] = np.asarray(m, dtype=np.uint8)
             self._counts[key] = int(count)
+
+    def merge_ranks(self, per_rank: Sequence[Sequence[Tuple[str, int,
+                                                            np.ndarray,
+                                                            int]]]) -> None:
+        """Merge the :meth:`pop_dirty` lists of all ranks (this one included).
+
+        Normally each (image, class) was updated by one rank since the last merge and
+        its entry is copied. A key updated on several ranks (a distributed sampler
+        pads its last batch by repeating images) is fused exactly for ``'max'``
+        (element-wise max of the ranks' results, which all started from the same
+        map); for ``'avg'``/``'last'`` the entry with the most visits (then the
+        highest rank) wins.
+        """
+        merged: Dict[Key, Tuple[np.ndarray, int]] = {}
+        for entries in per_rank:
+            for img_id, cls, m, count in entries:
+                key = (str(img_id), int(cls))
+                m = np.asarray(m, dtype=np.uint8)
+                if key not in merged:
+                    merged[key] = (m, int(count))
+                    continue
+                pm, pc = merged[key]
+                if self.fusion == 'max' and pm.shape == m.shape:
+                    merged[key] = (np.maximum(pm, m), max(pc, int(count)))
+                elif int(count) >= pc:
+                    merged[key] = (m, int(count))
+        self.apply_entries(
+            (k[0], k[1], m, c) for k, (m, c) in merged.items())
 
     # ------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:

@@ -44,10 +44,18 @@ class WSClassifier(BaseModel):
         classes with score > ``pred_threshold`` (top-1 if none); ``'none'``: all) and
         max-normalised per class (OAA Eq. 2 for a single scale). Other classes are 0.
 
+    Training hooks that reuse the training forward pass (OAA's online accumulation,
+    :class:`~mmwsss.engine.hooks.OAAHook`) set :attr:`record_train_outputs`; ``loss``
+    then keeps the detached score map, the data samples and the input size of the
+    last step in :attr:`train_outputs` (no copy, no extra forward, no I/O).
+
     Args:
         backbone (dict): backbone config (mmwsss, MMSeg, or ``mmpretrain.X``).
         head (dict): head config.
         neck (dict, optional): neck config.
+        attention_drop (dict, optional): an input-erasing layer applied to the
+            normalised input in ``loss`` only, e.g. ``dict(type='AttentionDrop')``
+            (OAA++, [T] Alg. 1).
         data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor``.
         test_cfg (dict, optional): CAM inference options, see above.
     """
@@ -56,6 +64,7 @@ class WSClassifier(BaseModel):
                  backbone: dict,
                  head: dict,
                  neck: Optional[dict] = None,
+                 attention_drop: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -65,6 +74,10 @@ class WSClassifier(BaseModel):
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self.head = MODELS.build(head)
+        self.attention_drop = (
+            MODELS.build(attention_drop) if attention_drop is not None else None)
+        self.record_train_outputs = False
+        self.train_outputs: Optional[dict] = None
         self.train_cfg = dict(train_cfg or {})
         cfg = dict(DEFAULT_TEST_CFG)
         cfg.update(dict(test_cfg or {}))
@@ -109,7 +122,17 @@ class WSClassifier(BaseModel):
             raise ValueError(
                 'WSClassifier.loss needs data_sample.gt_label (the image-level '
                 'labels): use PackWSSSInputs in the pipeline')
-        losses, _ = self.head.loss(self.extract_feat(inputs), data_samples)
+        batch_input_shape = tuple(inputs.shape[-2:])
+        for ds in data_samples:  # MMSeg's preprocessor does not record it
+            ds.set_metainfo(dict(batch_input_shape=batch_input_shape))
+        if self.attention_drop is not None:
+            inputs = self.attention_drop(inputs, data_samples)
+        losses, score_map = self.head.loss(self.extract_feat(inputs), data_samples)
+        if self.record_train_outputs:
+            self.train_outputs = dict(
+                score_map=score_map.detach(),
+                data_samples=data_samples,
+                input_shape=tuple(inputs.shape[-2:]))
         return losses
 
     # ---------------------------------------------------------------- predict

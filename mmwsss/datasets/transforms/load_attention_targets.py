@@ -1,0 +1,105 @@
+from typing import Optional
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+
+from mmwsss.registry import TRANSFORMS
+from mmwsss.utils.cam_io import cam_path, load_cam
+from mmwsss.utils.geometry import from_canonical
+
+GEOMETRY_KEYS = ('ori_shape', 'img_shape', 'scale_factor', 'crop_bbox', 'flip',
+                 'flip_direction')
+INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic', 'area')
+
+
+@TRANSFORMS.register_module()
+class LoadAttentionTargets(BaseTransform):
+    """Load the soft attention targets of the integral attention model (OAA+).
+
+    Reads the CAM file ``<cam_dir>/<img_id>.npz`` (:mod:`mmwsss.utils.cam_io`;
+    e.g. the final OAA / OAA++ cumulative maps exported at the original image size,
+    [T] §3.4) and stores ``results['gt_attention']``: a float32 (num_classes, img_h,
+    img_w) array in [0, 1] aligned with the augmented image, zero for classes without
+    a map. :class:`PackWSSSInputs` packs it as ``data_sample.gt_attention`` and
+    :class:`~mmwsss.models.heads.IAMHead` turns it into the targets ``p``.
+
+    **Put it at the end of the train pipeline**, after the geometric transforms and
+    before ``PackWSSSInputs``. The maps are not registered in ``seg_fields`` and
+    carried through the transforms: mmcv's ``Resize`` / ``RandomFlip`` only transform
+    ``gt_seg_map`` (and nearest-interpolated, 2-D label maps at that), not extra
+    multi-channel float fields. Instead the maps are warped from the original image
+    into the augmented view with the geometry the transforms recorded
+    (:func:`mmwsss.utils.geometry.from_canonical`, pipeline order resize -> crop ->
+    flip: ``ori_shape``, ``img_shape``, mmcv ``Resize``'s ``scale_factor``,
+    :class:`RandomCropWithBox`'s ``crop_bbox``, ``RandomFlip``'s ``flip`` /
+    ``flip_direction``). Use :class:`RandomCropWithBox`, not ``RandomCrop`` (which
+    records no box), and let the data preprocessor pad (not a ``Pad`` transform).
+
+    Required keys: ``img_id``, ``ori_shape`` (+ the optional geometric keys above).
+    Added keys: ``gt_attention``.
+
+    Args:
+        cam_dir (str): directory of the CAM files.
+        num_classes (int, optional): expected number of foreground classes; checked
+            against the files.
+        interpolation (str): resize mode of the maps (``'bilinear'``, spec A11);
+            results are clamped to [0, 1].
+    """
+
+    def __init__(self,
+                 cam_dir: str,
+                 num_classes: Optional[int] = None,
+                 interpolation: str = 'bilinear'):
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f'interpolation must be one of {INTERPOLATIONS}, '
+                             f'got {interpolation!r}')
+        self.cam_dir = cam_dir
+        self.num_classes = num_classes
+        self.interpolation = interpolation
+
+    def transform(self, results: dict) -> dict:
+        img_id = results.get('img_id')
+        if img_id is None:
+            raise KeyError('LoadAttentionTargets needs results["img_id"] (set by '
+                           'the mmwsss datasets)')
+        path = cam_path(self.cam_dir, img_id)
+        try:
+            rec = load_cam(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f'attention targets of image id {img_id!r} not found: {path!r} '
+                'does not exist. Export the final attention maps (e.g. the OAA '
+                'cumulative maps, or tools/export_cams.py) to cam_dir first '
+                f'(cam_dir={self.cam_dir!r})') from None
+        if self.num_classes is not None and rec.num_classes != self.num_classes:
+            raise ValueError(
+                f'{path}: CAM file of image id {img_id!r} has {rec.num_classes} '
+                f'classes but LoadAttentionTargets.num_classes is '
+                f'{self.num_classes}')
+        if 'ori_shape' not in results:
+            raise KeyError(f'image id {img_id!r}: LoadAttentionTargets needs '
+                           'results["ori_shape"] (load the image first)')
+        ori = tuple(int(v) for v in results['ori_shape'][:2])
+        if tuple(rec.shape) != ori:
+            raise ValueError(
+                f'{path}: attention maps of image id {img_id!r} have size '
+                f'{tuple(rec.shape)} but the original image is {ori}: the maps '
+                'must be at the original image size')
+        meta = {k: results[k] for k in GEOMETRY_KEYS if k in results}
+        img_h, img_w = (tuple(meta['img_shape'][:2])
+                        if 'img_shape' in meta else ori)
+        out = np.zeros((rec.num_classes, int(img_h), int(img_w)), np.float32)
+        if len(rec.labels):
+            # warping only the stored maps equals warping rec.dense(): the
+            # interpolation is per channel and the other channels are zero
+            warped = from_canonical(
+                torch.from_numpy(rec.cams), meta, mode=self.interpolation)
+            out[rec.labels] = warped.clamp_(0, 1).numpy()
+        results['gt_attention'] = out
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(cam_dir={self.cam_dir!r}, '
+                f'num_classes={self.num_classes}, '
+                f'interpolation={self.interpolation!r})')

@@ -1,0 +1,3 @@
+from .attention_drop import AttentionDrop
+
+__all__ = ['AttentionDrop']
