@@ -7,6 +7,7 @@ inverting the augmentation is the hook's job.
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
 Key = Tuple[str, int]
 
@@ -204,7 +205,9 @@ class AttentionStore:
             classes=np.array([k[1] for k in keys], dtype=np.int32),
             counts=np.array([self._counts[k] for k in keys], dtype=np.int32),
             shapes=shapes,
-            data=data)
+            # a tensor is written byte for byte (a pickled numpy uint8 buffer takes
+            # up to 2 bytes per value)
+            data=torch.from_numpy(np.ascontiguousarray(data)))
 
     def load_state_dict(self, state: dict) -> None:
         if state.get('fusion', self.fusion) != self.fusion:
@@ -213,6 +216,9 @@ class AttentionStore:
                 f'this run is configured with {self.fusion!r}')
         ids, classes = state['ids'], state['classes']
         shapes, counts, data = state['shapes'], state['counts'], state['data']
+        if isinstance(data, torch.Tensor):
+            data = data.cpu().numpy()
+        data = np.asarray(data, dtype=np.uint8)
         sizes = shapes[:, 0].astype(np.int64) * shapes[:, 1]
         if sizes.sum() != data.size:
             raise ValueError('corrupt attention store state: map sizes do not '

@@ -289,6 +289,11 @@ class OAAHook(Hook):
         self.synchronize()
         if self.log_stats:
             st = self._gather_stats()
+            if runner.epoch < self.start_epoch and not st['fallback']:
+                runner.logger.info(
+                    f'OAA epoch {runner.epoch + 1}: not accumulating yet '
+                    f'(start_epoch={self.start_epoch}, 0-based)')
+                return
             msg = (f'OAA epoch {runner.epoch + 1}: accepted {st["accepted"]}'
                    f'/{st["visits"]} GT-class visits')
             if st['fallback']:

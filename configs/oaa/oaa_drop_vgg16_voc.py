@@ -1,0 +1,9 @@
+# OAA++ (OAA with the attention drop layer, [T] §3.3, Alg. 1; oaa.md §2.4): with
+# probability beta = 0.5 per image, the input pixels where the image's previous accepted
+# attention (union over its GT classes) exceeds delta = 0.6 are erased (set to the mean
+# colour) before the classifier; the cumulative maps are the product.
+#   tools/dist_train.sh configs/oaa/oaa_drop_vgg16_voc.py 8
+#   -> work_dirs/oaa_drop_vgg16_voc/oaa_maps
+_base_ = ['./oaa_vgg16_voc.py']
+model = dict(
+    attention_drop=dict(type='AttentionDrop', drop_prob=0.5, threshold=0.6))
