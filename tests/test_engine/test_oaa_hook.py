@@ -50,7 +50,10 @@ def step(hook, runner, score_map, samples, input_shape=(32, 32)):
     runner.model.train_outputs = dict(
         score_map=score_map, data_samples=samples, input_shape=input_shape)
     hook.after_train_iter(runner, 0)
-    assert runner.model.train_outputs is None
+    n = hook.cumulative.count
+    before = {k: n(*k) for k in hook.cumulative.keys()}
+    hook.after_train_iter(runner, 0)  # the same step is never fused twice
+    assert {k: n(*k) for k in hook.cumulative.keys()} == before
 
 
 def smap(values_per_class, h=4, w=4, seed=0):
@@ -335,6 +338,7 @@ def test_export_writes_cam_files_at_original_size(tmp_path):
     step(hook, runner, -torch.ones(1, K, 4, 4), [sample('b', [3])])
     hook.after_train(runner)
     assert not runner.model.record_train_outputs
+    assert runner.model.train_outputs is None
     rec = load_cam(cam_path(str(tmp_path / 'maps'), 'a'))
     assert rec.cams.shape == (2, 40, 24) and rec.labels.tolist() == [0, 1]
     assert rec.num_classes == K

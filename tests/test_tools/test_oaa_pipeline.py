@@ -48,6 +48,9 @@ def uninterrupted(toy_root, tmp_path_factory, python_exe):
     cfg = _write_cfg(
         tmp, 'cfg.py', toy_root, """
 train_dataloader.update(batch_size=4, num_workers=1, persistent_workers=False)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
 train_cfg = dict(max_epochs=4, val_interval=100)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, by_epoch=True,
                         begin=0, end=4)]
@@ -96,7 +99,7 @@ def test_two_process_ddp_equals_one_process(toy_root, tmp_path, python_exe):
         tmp_path, 'cfg.py', toy_root, """
 train_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')]
 train_dataloader.update(batch_size=1, dataset=dict(pipeline=train_pipeline))
-train_cfg = dict(max_epochs=3, val_interval=100)
+train_cfg = dict(max_epochs=2, val_interval=100)
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
@@ -114,8 +117,8 @@ custom_hooks = [dict(type='OAAHook', start_epoch=0, export_dir='oaa_maps')]
                  env=env))
     assert 'world_size: 2' in p.stdout + p.stderr or \
         'Distributed launcher: pytorch' in p.stdout + p.stderr
-    a, b = _state(osp.join(one, 'epoch_3.pth')), _state(
-        osp.join(two, 'epoch_3.pth'))
+    a, b = _state(osp.join(one, 'epoch_2.pth')), _state(
+        osp.join(two, 'epoch_2.pth'))
     assert len(a['cumulative']['ids']) > 0
     _assert_same_state(a, b)
     # both ranks exported their halves: the union is the full set, identical
@@ -126,3 +129,69 @@ custom_hooks = [dict(type='OAAHook', start_epoch=0, export_dir='oaa_maps')]
         x = load_cam(osp.join(one, 'oaa_maps', f))
         y = load_cam(osp.join(two, 'oaa_maps', f))
         np.testing.assert_array_equal(x.cams, y.cams)
+
+
+def test_oaa_drop_and_iam_on_exported_maps(uninterrupted, toy_root, tmp_path,
+                                           python_exe):
+    """OAA++ erases inputs during training; the IAM trains on the exported OAA maps
+    (hybrid loss decreases) and its maps export to the CAM format."""
+    drop_cfg = _write_cfg(
+        tmp_path, 'drop.py', toy_root, """
+model = dict(attention_drop=dict(type='AttentionDrop', drop_prob=1.0,
+                                 threshold=0.3))
+train_dataloader.update(batch_size=4)
+train_cfg = dict(max_epochs=3, val_interval=100)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+custom_hooks = [dict(type='OAAHook', start_epoch=0, export_dir=None)]
+""")
+    p = _ok(_run([python_exe, 'tools/train.py', drop_cfg, '--work-dir',
+                  str(tmp_path / 'drop')]))
+    log = p.stdout + p.stderr
+    # epoch 1 has no previous maps; later epochs erase the attended regions
+    assert 'OAA epoch 1: accepted' in log and 'images with attention drop' in log
+    import re
+    dropped = [int(n) for n in re.findall(r'(\d+) images with attention drop',
+                                          log)]
+    assert dropped[0] == 0 and max(dropped[1:]) > 0, dropped
+
+    targets = osp.join(uninterrupted['work'], 'oaa_maps')
+    iam_cfg = tmp_path / 'iam.py'
+    iam_cfg.write_text(f"""_base_ = [{osp.join(REPO, 'configs', 'toy',
+                                           'iam_r18_toy.py')!r}]
+data_root = {toy_root!r}
+attention_targets = {targets!r}
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='LoadAttentionTargets', cam_dir=attention_targets, num_classes=8),
+    dict(type='PackWSSSInputs'),
+]
+train_dataloader = dict(batch_size=4,
+                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))
+train_cfg = dict(max_epochs=8, val_interval=100)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+param_scheduler = []
+default_hooks = dict(checkpoint=dict(interval=8), logger=dict(interval=4))
+""")
+    work = str(tmp_path / 'iam')
+    p = _ok(_run([python_exe, 'tools/train.py', str(iam_cfg), '--work-dir',
+                  work]))
+    losses = [float(x) for x in re.findall(r'loss_hybrid: ([0-9.]+)',
+                                           p.stdout + p.stderr)]
+    assert len(losses) >= 4 and np.mean(losses[-2:]) < np.mean(losses[:2]), \
+        losses
+    p = _ok(_run([python_exe, 'tools/export_cams.py', str(iam_cfg),
+                  osp.join(work, 'epoch_8.pth'), '--out',
+                  osp.join(work, 'cams'), '--cfg-options',
+                  f'test_dataloader.dataset.data_root={toy_root}']))
+    from mmwsss.utils.cam_io import load_cam
+    files = os.listdir(osp.join(work, 'cams'))
+    assert len(files) == 16
+    rec = load_cam(osp.join(work, 'cams', files[0]))
+    assert rec.cams.shape[1:] == (128, 128) and rec.num_classes == 8

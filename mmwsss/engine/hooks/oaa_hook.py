@@ -35,6 +35,10 @@ def _uniform(seed: int, epoch: int, img_id: str) -> float:
     return int.from_bytes(digest, 'little') / 2.**64
 
 
+def _new_stats() -> dict:
+    return dict(visits=0, accepted=0, fallback=0, dropped=0, erased=0.0)
+
+
 @HOOKS.register_module()
 class OAAHook(Hook):
     """Online attention accumulation ([T] §3.2, Eqs. 2-5, 10) and the state of the
@@ -135,7 +139,8 @@ class OAAHook(Hook):
         self._new_shapes: Dict[str, Tuple[int, int]] = {}
         self.num_classes: Optional[int] = None
         self.seed = 0
-        self._stats = dict(visits=0, accepted=0, fallback=0, dropped=0)
+        self._stats = _new_stats()
+        self._last_out = None
 
     # --------------------------------------------------------------- helpers
     @staticmethod
@@ -191,7 +196,7 @@ class OAAHook(Hook):
             self.previous = None
 
     def before_train_epoch(self, runner) -> None:
-        self._stats = dict(visits=0, accepted=0, fallback=0, dropped=0)
+        self._stats = _new_stats()
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
@@ -219,8 +224,10 @@ class OAAHook(Hook):
                          outputs=None) -> None:
         model = self._model(runner)
         out = getattr(model, 'train_outputs', None)
-        model.train_outputs = None
-        if out is not None:
+        # the model replaces train_outputs at every step; several OAA hooks (e.g.
+        # different gates or start epochs in one run) may read the same step
+        if out is not None and out is not self._last_out:
+            self._last_out = out
             self._accumulate(runner, out)
         if self._checkpoint_due(runner):
             self.synchronize()
@@ -248,6 +255,7 @@ class OAAHook(Hook):
                 continue
             if meta.get('attention_dropped', False):
                 self._stats['dropped'] += 1
+                self._stats['erased'] += float(meta.get('dropped_ratio', 0.0))
             if img_id not in self.ori_shapes:
                 shape = tuple(int(v) for v in meta['ori_shape'][:2])
                 self.ori_shapes[img_id] = shape
@@ -299,14 +307,19 @@ class OAAHook(Hook):
             if st['fallback']:
                 msg += f', {st["fallback"]} last-epoch fallbacks'
             if self.drop_enabled:
-                msg += f', {st["dropped"]} images with attention drop'
+                erased = st['erased'] / max(st['dropped'], 1)
+                msg += (f', {st["dropped"]} images with attention drop '
+                        f'(mean erased area {100 * erased:.1f}%)')
             msg += (f'; {len(self.cumulative)} cumulative maps of '
                     f'{len(self.ori_shapes)} images '
                     f'({self.state_nbytes() / 2**20:.1f} MB)')
             runner.logger.info(msg)
 
     def after_train(self, runner) -> None:
-        self._model(runner).record_train_outputs = False
+        model = self._model(runner)
+        model.record_train_outputs = False
+        model.train_outputs = None
+        self._last_out = None
         if self.export_dir is None:
             return
         out_dir = self.export_dir
