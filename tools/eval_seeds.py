@@ -72,6 +72,10 @@ def main(argv=None):
     print(f"seed mIoU {scores['best_miou'] * 100:.2f} at background threshold "
           f"{scores['best_threshold']:g} ({scores['num_images']} images, "
           f'split {args.split})')
+    q = scores.get('attention_quality')
+    if q:
+        print(f"attention maps at 50% of their max: recall {q['recall'] * 100:.2f}"
+              f", noise (1 - precision) {q['noise'] * 100:.2f} (pooled)")
     if args.out:
         result = scores_to_json(scores)
         result.update(

@@ -49,6 +49,12 @@ def format_seed_table(scores: Dict, per_threshold: bool = True) -> str:
     for key, name in (('iou', 'IoU'), ('precision', 'Precision'),
                       ('recall', 'Recall')):
         c_table.add_column(name, [_pct(v) for v in scores[key]])
+    q = scores.get('attention_quality')
+    if q:
+        c_table.add_column('Attn recall', ['-'] + [
+            _pct(v) for v in q['per_class_recall'].values()])
+        c_table.add_column('Attn noise', ['-'] + [
+            _pct(v) for v in q['per_class_noise'].values()])
     parts.append(f"per class at the best threshold "
                  f"{threshold_key(scores['best_threshold'])} "
                  f"(mIoU {_pct(scores['best_miou'])}):\n" +
@@ -76,7 +82,20 @@ def scores_to_json(scores: Dict) -> Dict:
             key: dict(zip(names, _nan_to_none(scores[key])))
             for key in ('iou', 'precision', 'recall')
         },
-        class_names=names)
+        class_names=names,
+        **_quality_json(scores))
+
+
+def _quality_json(scores: Dict) -> Dict:
+    q = scores.get('attention_quality')
+    if not q:
+        return {}
+    pct = (lambda v: None if np.isnan(v) else round(100 * v, 4))
+    return dict(attention_quality=dict(
+        recall=pct(q['recall']),
+        noise=pct(q['noise']),
+        per_class_recall={k: pct(v) for k, v in q['per_class_recall'].items()},
+        per_class_noise={k: pct(v) for k, v in q['per_class_noise'].items()}))
 
 
 def _shown(ids: List[str], n: int = 5) -> str:
@@ -95,6 +114,43 @@ def _item_id(info: dict) -> str:
     if info.get('img_id'):
         return str(info['img_id'])
     return osp.splitext(osp.basename(info['img_path']))[0]
+
+
+def attention_counts(rec, gt: np.ndarray, ignore_index: int,
+                     out: np.ndarray, rel_threshold: float = 0.5) -> np.ndarray:
+    """Add one image's attention-quality counts to ``out`` (K, 3).
+
+    OAA [T] §4.3 (Tab. 11, 13): each listed class map is binarised at
+    ``rel_threshold`` (50 %) of its maximum (B) and compared with the GT mask of that
+    class (G), ignoring ``ignore_index`` pixels: counts ``|B & G|``, ``|B|``, ``|G|``.
+    """
+    valid = gt != ignore_index
+    for cam, c in zip(rec.cams, rec.labels):
+        c = int(c)
+        g = (gt == c + 1) & valid
+        peak = float(cam.max())
+        b = (cam >= rel_threshold * peak) & valid if peak > 0 else \
+            np.zeros_like(g)
+        out[c, 0] += int((b & g).sum())
+        out[c, 1] += int(b.sum())
+        out[c, 2] += int(g.sum())
+    return out
+
+
+def attention_quality(counts: np.ndarray, class_names: Sequence[str]) -> Dict:
+    """Recall and noise (1 - precision) of the attention maps binarised at half
+    their maximum: pooled over all pixels (the [T] Tab. 11 / Tab. 13 "avg"
+    convention) and per class (NaN for a class without maps or GT pixels)."""
+    tp, b, g = counts[:, 0].astype(float), counts[:, 1].astype(float), \
+        counts[:, 2].astype(float)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        recall = np.where(g > 0, tp / g, np.nan)
+        noise = np.where(b > 0, 1 - tp / b, np.nan)
+    return dict(
+        recall=float(tp.sum() / g.sum()) if g.sum() else float('nan'),
+        noise=float(1 - tp.sum() / b.sum()) if b.sum() else float('nan'),
+        per_class_recall=dict(zip(class_names, recall.tolist())),
+        per_class_noise=dict(zip(class_names, noise.tolist())))
 
 
 def evaluate_cam_dir(cam_dir: str,
@@ -166,6 +222,7 @@ def evaluate_cam_dir(cam_dir: str,
             'this split, or evaluate the split the CAMs were made for (--split)')
 
     hist = None
+    quality = np.zeros((k, 3), np.int64)  # per class: |B & G|, |B|, |G|
     bar = None
     if progress:
         from mmengine.utils import ProgressBar
@@ -198,11 +255,13 @@ def evaluate_cam_dir(cam_dir: str,
             raise ValueError(f'id {img_id!r} (CAM {path!r}, GT {gt_path!r}): '
                              f'{e}') from e
         hist = h if hist is None else hist + h
+        attention_counts(rec, gt, ignore_index, quality)
         if bar is not None:
             bar.update()
     if bar is not None:
         print()
     scores = seed_scores(confusions_from_histogram(hist), thr, classes)
+    scores['attention_quality'] = attention_quality(quality, classes[1:])
     scores['num_images'] = n
     scores['cam_dir'] = cam_dir
     return scores
