@@ -322,8 +322,8 @@ def main():
           f'{c["serialized"] / MB:.2f} MB  (goal <= 150 MB)')
     print(f'    + attention-drop previous store: store {cp["nbytes"] / MB:.2f} MB, '
           f'serialized {cp["serialized"] / MB:.2f} MB')
-    print(f'    (serialized/store = {c["serialized"] / c["nbytes"]:.2f}: torch.save '
-          'pickles numpy uint8 bytes >= 128 as 2 bytes; random maps)')
+    print(f'    (serialized/store = {c["serialized"] / c["nbytes"]:.2f}: the map '
+          'bytes go in a uint8 tensor; ids, shapes and counts add the rest)')
     print(f'    original/8 frame {o["shape"][0]}x{o["shape"][1]}: store '
           f'{o["nbytes"] / MB:.2f} MB, serialized {o["serialized"] / MB:.2f} MB')
 
