@@ -98,7 +98,8 @@ def test_two_process_ddp_equals_one_process(toy_root, tmp_path, python_exe):
     cfg = _write_cfg(
         tmp_path, 'cfg.py', toy_root, """
 train_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')]
-train_dataloader.update(batch_size=1, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=1, dataset=dict(data_root=data_root,
+                                                pipeline=train_pipeline))
 train_cfg = dict(max_epochs=2, val_interval=100)
 val_cfg = None
 val_dataloader = None
