@@ -33,7 +33,8 @@ __all__ = [
     'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'MODEL_WRAPPERS',
     'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
     'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS', 'EVALUATOR',
-    'TASK_UTILS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'INFERENCERS'
+    'TASK_UTILS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'INFERENCERS',
+    'PSEUDO_LABEL_RULES'
 ]
 
 
@@ -84,3 +85,8 @@ VISBACKENDS = _child('vis_backend', MMSEG_VISBACKENDS, None)
 LOG_PROCESSORS = _child('log_processor', MMSEG_LOG_PROCESSORS,
                         None)
 INFERENCERS = _child('inferencer', MMSEG_INFERENCERS, None)
+
+# CAM -> pseudo-label rules (background rules, saliency fusion, confident regions; stage
+# [3]). MMSeg has no such registry, so this one is a root registry of its own.
+PSEUDO_LABEL_RULES = Registry(
+    'pseudo label rule', scope='mmwsss', locations=['mmwsss.pseudo'])

@@ -21,7 +21,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 from mmwsss.evaluation.seed_eval import (evaluate_cam_dir,  # noqa: E402
                                          format_seed_table, scores_to_json)
-from mmwsss.utils import register_all_modules  # noqa: E402
+from mmwsss.utils.launch import build_split_dataset  # noqa: E402
 from mmwsss.utils.io import atomic_write  # noqa: E402
 
 
@@ -40,24 +40,6 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override settings of the config, key=value pairs')
     return p.parse_args(argv)
-
-
-def build_split_dataset(config: str, split: str, cfg_options=None):
-    """Build ``cfg[f'{split}_dataloader'].dataset`` (without its pipeline)."""
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file {config!r} does not exist')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    key = f'{split}_dataloader'
-    if key not in cfg or 'dataset' not in cfg[key]:
-        raise KeyError(f'config {config!r} has no `{key}.dataset`; pick another '
-                       '--split')
-    register_all_modules(init_default_scope=True)
-    from mmwsss.registry import DATASETS
-    ds_cfg = cfg[key].dataset.copy()
-    ds_cfg['pipeline'] = []  # only the file lists are read
-    return DATASETS.build(ds_cfg)
 
 
 def main(argv=None):

@@ -177,3 +177,24 @@ def run(cfg: Config, mode: str) -> None:
     runner = build_runner(cfg)
     getattr(runner, mode)()
     teardown_distributed()
+
+
+def build_split_dataset(config: str, split: str, cfg_options=None):
+    """Build ``cfg[f'{split}_dataloader'].dataset`` of a config file without its
+    pipeline (only the file lists and paths are read): the image list of the
+    offline tools (seed evaluation, pseudo labels)."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config!r} does not exist')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    key = f'{split}_dataloader'
+    if key not in cfg or not cfg[key] or 'dataset' not in cfg[key]:
+        raise KeyError(f'config {config!r} has no `{key}.dataset`; pick another '
+                       '--split')
+    from mmwsss.registry import DATASETS
+    from mmwsss.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    ds_cfg = cfg[key].dataset.copy()
+    ds_cfg['pipeline'] = []
+    return DATASETS.build(ds_cfg)

@@ -11,7 +11,16 @@ def test_children_of_mmseg_registries():
     for name in R.__all__:
         reg = getattr(R, name)
         assert reg.scope == 'mmwsss', name
+        if name == 'PSEUDO_LABEL_RULES':  # no MMSeg counterpart: a root registry
+            assert reg.parent is None
+            continue
         assert reg.parent is getattr(S, name), name
+
+
+def test_pseudo_label_rules_resolve_by_name():
+    from mmwsss.pseudo import SaliencyBackground
+    rule = R.PSEUDO_LABEL_RULES.build(dict(type='SaliencyBackground'))
+    assert isinstance(rule, SaliencyBackground)
 
 
 def test_register_all_modules_sets_scope():

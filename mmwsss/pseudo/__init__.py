@@ -1,0 +1,44 @@
+"""CAM -> pseudo-label rules (stage [3]) and the dense CRF wrapper.
+
+Rules (registered in ``PSEUDO_LABEL_RULES``):
+
+* :class:`ThresholdBackground` -- constant background score (irn / VWL / EDAM (a)),
+  optionally with a CRF (VWL softmax, PSA/EDAM ``1 - max``, irn labels);
+* :class:`SaliencyBackground` -- OAA ``gen_gt.py`` (saliency background, conflicts
+  ignored);
+* :class:`EDAMSaliency` -- EDAM Alg. 1 on CRF marginals (pixel-wise, code form);
+* :class:`ConfidentRegions` -- irn ``cam_to_ir_label`` confident fg / bg.
+"""
+from typing import Union
+
+from mmwsss.registry import PSEUDO_LABEL_RULES
+from .base import BasePseudoLabelRule, labels_to_ids, refine_labels_with_crf
+from .confident_regions import ConfidentRegions
+from .dense_crf import CRF_PRESETS, DenseCRF, build_crf
+from .edam_saliency import EDAMSaliency
+from .saliency_background import SaliencyBackground
+from .threshold_background import ThresholdBackground
+
+__all__ = [
+    'DenseCRF', 'CRF_PRESETS', 'build_crf', 'BasePseudoLabelRule',
+    'labels_to_ids', 'refine_labels_with_crf', 'ThresholdBackground',
+    'SaliencyBackground', 'EDAMSaliency', 'ConfidentRegions',
+    'build_pseudo_label_rule'
+]
+
+
+def build_pseudo_label_rule(
+        cfg: Union[dict, BasePseudoLabelRule]) -> BasePseudoLabelRule:
+    """Build a rule from a config dict (``PSEUDO_LABEL_RULES.build``), or return
+    a rule instance as is."""
+    if isinstance(cfg, BasePseudoLabelRule):
+        return cfg
+    if not isinstance(cfg, dict):
+        # mmengine ConfigDict is a dict subclass
+        raise TypeError(f'a pseudo-label rule config must be a dict or a '
+                        f'BasePseudoLabelRule, got {type(cfg).__name__}: '
+                        f'{cfg!r}')
+    if 'type' not in cfg:
+        raise KeyError(f'pseudo-label rule config {cfg!r} has no "type"; '
+                       f'registered: {sorted(PSEUDO_LABEL_RULES.module_dict)}')
+    return PSEUDO_LABEL_RULES.build(cfg)

@@ -1,0 +1,319 @@
+"""CAM folder (+ saliency) -> VOC-format pseudo-label PNGs, in parallel, resumable.
+
+The work behind ``tools/make_pseudo_labels.py``: one task per image id, each reading its
+CAM file (``docs/cam_format.md``), the image and the saliency map when the rule needs
+them, applying a registered pseudo-label rule and writing ``<out_dir>/<img_id>.png``
+(palette PNG: 0 background, 1..K classes, 255 ignore) atomically. A task depends only
+on its own inputs, so the output is identical whatever the number of worker processes
+and whether a run was interrupted and restarted (finished ids are skipped).
+"""
+import multiprocessing as mp
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
+from mmwsss.utils.io import read_label_png, save_png_atomic, voc_palette
+
+__all__ = [
+    'PseudoLabelTask', 'collect_tasks', 'run_pseudo_label_job',
+    'pseudo_label_scores', 'read_rgb', 'read_saliency'
+]
+
+
+@dataclass
+class PseudoLabelTask:
+    img_id: str
+    cam_path: str
+    out_path: str
+    img_path: Optional[str] = None
+    saliency_path: Optional[str] = None
+    gt_path: Optional[str] = None
+
+
+def _shown(ids: Sequence[str], n: int = 5) -> str:
+    return ', '.join(ids[:n]) + (' ...' if len(ids) > n else '')
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB."""
+    from PIL import Image
+    with Image.open(path) as img:
+        return np.asarray(img.convert('RGB'), dtype=np.uint8).copy()
+
+
+def read_saliency(path: str) -> np.ndarray:
+    """A saliency map as (H, W) uint8 in [0, 255] (colour files are averaged)."""
+    from PIL import Image
+    with Image.open(path) as img:
+        if img.mode not in ('L', 'P', 'I', 'I;16', 'F'):
+            img = img.convert('L')
+        arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return arr
+
+
+def _item_id(info: dict) -> str:
+    if info.get('img_id'):
+        return str(info['img_id'])
+    return osp.splitext(osp.basename(info['img_path']))[0]
+
+
+def _item_gt(info: dict) -> Optional[str]:
+    if info.get('gt_seg_map_path'):
+        return info['gt_seg_map_path']
+    if 'pseudo_label_path' not in info:
+        return info.get('seg_map_path')
+    return None
+
+
+def collect_tasks(dataset,
+                  cam_dir: str,
+                  out_dir: str,
+                  saliency_dir: Optional[str] = None,
+                  need_image: bool = False,
+                  need_saliency: bool = False,
+                  need_gt: bool = False) -> List[PseudoLabelTask]:
+    """One task per image of ``dataset``; checks every input before any work.
+
+    Raises:
+        FileNotFoundError: the CAM folder, CAM files, images or saliency maps are
+            missing (one error listing the ids and naming the folder and the fix).
+        PermissionError: ``out_dir`` cannot be created or written.
+    """
+    if not osp.isdir(cam_dir):
+        raise FileNotFoundError(
+            f'CAM folder {cam_dir!r} does not exist: export the seeds first '
+            '(tools/export_cams.py, tools/export_oaa_maps.py)')
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(
+            f'cannot create the output folder {out_dir!r}: {e}') from e
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f'the output folder {out_dir!r} is not writable: pick another --out '
+            'or fix its permissions')
+    present = set(os.listdir(cam_dir))
+    tasks, no_cam, no_img, no_sal, no_gt = [], [], [], [], []
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        img_id = _item_id(info)
+        cpath = cam_path(cam_dir, img_id)
+        if (img_id + CAM_SUFFIX) not in present and not osp.isfile(cpath):
+            no_cam.append(img_id)
+        sal = None
+        if need_saliency:
+            if saliency_dir is not None:
+                sal = osp.join(saliency_dir, img_id + '.png')
+            else:
+                sal = info.get('saliency_path')
+            if sal is None or not osp.isfile(sal):
+                no_sal.append(img_id)
+        img = info.get('img_path')
+        if need_image and (img is None or not osp.isfile(img)):
+            no_img.append(img_id)
+        gt = _item_gt(info)
+        if need_gt and (gt is None or not osp.isfile(gt)):
+            no_gt.append(img_id)
+        tasks.append(
+            PseudoLabelTask(
+                img_id=img_id,
+                cam_path=cpath,
+                out_path=osp.join(out_dir, img_id + '.png'),
+                img_path=img,
+                saliency_path=sal,
+                gt_path=gt))
+    n = len(tasks)
+    if no_cam:
+        raise FileNotFoundError(
+            f'{len(no_cam)} of {n} image id(s) have no CAM file in {cam_dir!r}: '
+            f'{_shown(no_cam)}. Export CAMs for every id of this split (or pick '
+            'the split the CAMs were made for with --split)')
+    if no_sal:
+        where = (f'in {saliency_dir!r}' if saliency_dir is not None else
+                 'under the dataset\'s data_prefix.saliency_path')
+        raise FileNotFoundError(
+            f'this rule needs saliency maps, but {len(no_sal)} of {n} id(s) have '
+            f'none {where}: {_shown(no_sal)}. Give --saliency-dir DIR '
+            '(<img_id>.png, 0-255) or set data_prefix.saliency_path')
+    if no_img:
+        raise FileNotFoundError(
+            f'{len(no_img)} of {n} image(s) are missing: {_shown(no_img)} '
+            f'(e.g. {tasks[0].img_path!r}); check data_root / data_prefix.img_path')
+    if no_gt:
+        raise FileNotFoundError(
+            f'--eval needs GT masks but {len(no_gt)} of {n} id(s) have none: '
+            f'{_shown(no_gt)}. Set data_prefix.seg_map_path or drop --eval')
+    return tasks
+
+
+# ----------------------------------------------------------------- workers
+_WORKER: Dict = {}
+
+
+def _init_worker(rule_cfg, num_classes: int, overwrite: bool,
+                 evaluate: bool) -> None:
+    from mmwsss.pseudo import build_pseudo_label_rule
+    _WORKER.update(
+        rule=build_pseudo_label_rule(rule_cfg),
+        num_classes=num_classes,
+        overwrite=overwrite,
+        evaluate=evaluate,
+        palette=voc_palette())
+
+
+def _confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int):
+    """(K+1, K+1) confusion (rows GT) over pixels labelled in both, and the
+    number of GT-labelled pixels the pseudo label ignores."""
+    k1 = num_classes + 1
+    valid = gt != 255
+    ignored = int((valid & (pred == 255)).sum())
+    both = valid & (pred != 255)
+    g = gt[both].astype(np.int64)
+    p = pred[both].astype(np.int64)
+    if g.size and (g.max() >= k1 or p.max() >= k1):
+        raise ValueError(f'label value {max(g.max(), p.max())} is out of range '
+                         f'for {num_classes} foreground classes')
+    conf = np.bincount(g * k1 + p, minlength=k1 * k1).reshape(k1, k1)
+    return conf, ignored, int(valid.sum())
+
+
+def process_task(task: PseudoLabelTask) -> dict:
+    """Make (or reuse) one pseudo label; returns counts for the summary."""
+    w = _WORKER
+    num_classes = w['num_classes']
+    written = False
+    if w['overwrite'] or not osp.isfile(task.out_path):
+        rec = load_cam(task.cam_path)
+        where = f'image {task.img_id!r} (CAM {task.cam_path!r})'
+        if rec.num_classes != num_classes:
+            raise ValueError(
+                f'{where}: the CAM file has num_classes={rec.num_classes} but '
+                f'the dataset has {num_classes} foreground classes; these CAMs '
+                'belong to another dataset')
+        if len(rec.labels) and (rec.labels.min() < 0
+                                or rec.labels.max() >= num_classes):
+            raise ValueError(
+                f'{where}: class id {int(rec.labels.max())} is beyond '
+                f'num_classes={num_classes}')
+        rule = w['rule']
+        image = saliency = None
+        if rule.requires_image:
+            image = read_rgb(task.img_path)
+            if image.shape[:2] != rec.shape:
+                raise ValueError(
+                    f'{where}: CAM size {rec.shape} differs from the image '
+                    f'{task.img_path!r} of size {image.shape[:2]}; CAMs must be '
+                    'at the original image size')
+        if rule.requires_saliency:
+            saliency = read_saliency(task.saliency_path)
+            if saliency.shape[:2] != rec.shape:
+                raise ValueError(
+                    f'{where}: CAM size {rec.shape} differs from the saliency '
+                    f'map {task.saliency_path!r} of size {saliency.shape[:2]}')
+        try:
+            label = rule(rec, image=image, saliency=saliency)
+        except ValueError as e:
+            raise ValueError(f'{where}: {e}') from e
+        save_png_atomic(task.out_path, label.astype(np.uint8), w['palette'])
+        written = True
+    out = dict(img_id=task.img_id, written=written)
+    if w['evaluate']:
+        if not written:
+            label = read_label_png(task.out_path)
+        gt = read_label_png(task.gt_path)
+        if gt.shape != label.shape:
+            raise ValueError(
+                f'image {task.img_id!r}: pseudo label size {label.shape} differs '
+                f'from the GT mask {task.gt_path!r} of size {gt.shape}')
+        out['confusion'], out['ignored'], out['valid'] = _confusion(
+            label, gt, num_classes)
+    return out
+
+
+def pseudo_label_scores(confusion: np.ndarray, ignored: int, valid: int,
+                        class_names: Sequence[str]) -> dict:
+    """mIoU / precision / recall over the pixels the pseudo labels assign, and the
+    share of GT-labelled pixels they ignore."""
+    conf = confusion.astype(np.float64)
+    tp = np.diag(conf)
+    gt_n, pred_n = conf.sum(1), conf.sum(0)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        iou = tp / (gt_n + pred_n - tp)
+        precision = tp / pred_n
+        recall = tp / gt_n
+    return dict(
+        mIoU=float(np.nanmean(iou)) if np.isfinite(iou).any() else float('nan'),
+        accuracy=float(tp.sum() / conf.sum()) if conf.sum() else float('nan'),
+        ignored_ratio=float(ignored / valid) if valid else float('nan'),
+        iou=iou, precision=precision, recall=recall,
+        class_names=list(class_names))
+
+
+def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
+                         rule_cfg,
+                         num_classes: int,
+                         class_names: Optional[Sequence[str]] = None,
+                         workers: int = 1,
+                         overwrite: bool = False,
+                         evaluate: bool = False,
+                         progress: bool = True) -> dict:
+    """Make the pseudo labels of ``tasks`` with ``workers`` processes.
+
+    Returns a summary: ``written``, ``skipped`` and, with ``evaluate``, the scores
+    of :func:`pseudo_label_scores`. On any error (or Ctrl-C) the workers are stopped;
+    every file already written is complete (atomic writes) and a re-run continues.
+    """
+    workers = max(1, int(workers))
+    init_args = (rule_cfg, num_classes, overwrite, evaluate)
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar(len(tasks))
+    results = []
+    if workers == 1:
+        _init_worker(*init_args)
+        for t in tasks:
+            results.append(process_task(t))
+            if bar is not None:
+                bar.update()
+    else:
+        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods()
+                             else 'spawn')
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=init_args)
+        try:
+            chunk = max(1, min(16, len(tasks) // (workers * 8) or 1))
+            for r in pool.imap(process_task, tasks, chunksize=chunk):
+                results.append(r)
+                if bar is not None:
+                    bar.update()
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+    if bar is not None:
+        print()
+    summary = dict(
+        num_images=len(tasks),
+        written=sum(r['written'] for r in results),
+        skipped=sum(not r['written'] for r in results))
+    if evaluate:
+        k1 = num_classes + 1
+        conf = np.zeros((k1, k1), np.int64)
+        ignored = valid = 0
+        for r in results:
+            conf += r['confusion']
+            ignored += r['ignored']
+            valid += r['valid']
+        names = list(class_names) if class_names is not None else [
+            str(i) for i in range(k1)
+        ]
+        summary['scores'] = pseudo_label_scores(conf, ignored, valid, names)
+    return summary
