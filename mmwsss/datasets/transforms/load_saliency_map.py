@@ -9,11 +9,12 @@ from mmwsss.registry import TRANSFORMS
 class LoadSaliencyMap(BaseTransform):
     """Load the saliency map of ``results['saliency_path']`` as ``gt_saliency``.
 
-    The map is kept as uint8 (0..255) and registered in ``seg_fields`` so MMSeg's
-    geometric transforms (flip, resize, crop) keep it aligned with the image;
-    :class:`PackWSSSInputs` scales it to [0, 1]. Note that MMSeg's ``Pad`` fills
-    segmentation fields with 255 (= fully salient); crop before padding, or pad with
-    ``seg_pad_val=0`` when saliency is loaded.
+    The map is kept as uint8 (0..255) and registered in ``seg_fields``;
+    :class:`PackWSSSInputs` scales it to [0, 1]. Only MMSeg's own geometric
+    transforms (``RandomCrop``, ``RandomRotate``, ...) move ``seg_fields``: mmcv's
+    ``Resize`` / ``RandomResize`` / ``RandomFlip`` move ``gt_seg_map`` alone, so use the
+    map before them (e.g. in :class:`CAMToPseudoLabel`) or align it from the recorded
+    geometry. MMSeg's ``Pad`` fills segmentation fields with 255 (= fully salient).
 
     Required keys: ``saliency_path`` (set by the dataset from
     ``data_prefix.saliency_path``). Added keys: ``gt_saliency``.

@@ -1,0 +1,149 @@
+"""Turn seeds (a folder of CAM files) into VOC-format pseudo labels.
+
+    python tools/make_pseudo_labels.py CONFIG CAM_DIR --out OUT_DIR
+        [--rule NAME] [--rule-options k=v ...] [--saliency-dir DIR]
+        [--split train] [--workers N] [--overwrite] [--eval] [--json F]
+        [--cfg-options k=v ...]
+
+The images are those of ``cfg[f'{split}_dataloader'].dataset`` (default split: train;
+VOC12-aug configs use train_aug). The rule is ``cfg.pseudo_label_rule`` unless
+``--rule`` names one (``ThresholdBackground``, ``SaliencyBackground``,
+``EDAMSaliency``, ``ConfidentRegions``; ``docs/pseudo_labels.md``); ``--rule-options``
+overrides its arguments, e.g. ``--rule-options threshold=0.25 crf=psa`` (dotted keys
+reach nested ones: ``crf.preset=vwl crf.bilateral.sxy=16``). Saliency maps
+come from ``--saliency-dir`` or the dataset's ``data_prefix.saliency_path``.
+
+Writes ``OUT_DIR/<img_id>.png`` (palette PNG: 0 background, 1..K classes, 255 ignore),
+each atomically; ids whose PNG exists are skipped unless ``--overwrite`` (re-run an
+interrupted job to finish it). The result does not depend on ``--workers``. With
+``--eval`` the pseudo labels are compared with the GT masks: mIoU / precision / recall
+over the pixels they label, and the share of GT pixels they ignore.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+import mmwsss  # noqa: E402,F401  (compat shims before mmseg / mmengine)
+from mmengine.config import Config, DictAction  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('config', help='config with <split>_dataloader.dataset and '
+                   'optionally pseudo_label_rule')
+    p.add_argument('cam_dir', help='folder of <img_id>.npz CAM files')
+    p.add_argument('--out', required=True, help='output folder of PNG labels')
+    p.add_argument('--rule', help='rule type (overrides cfg.pseudo_label_rule)')
+    p.add_argument('--rule-options', nargs='+', action=DictAction,
+                   help='override arguments of the rule, key=value pairs')
+    p.add_argument('--saliency-dir', help='folder of <img_id>.png saliency maps '
+                   '(default: the dataset\'s data_prefix.saliency_path)')
+    p.add_argument('--split', default='train', choices=['train', 'val', 'test'])
+    p.add_argument('--workers', type=int, default=1,
+                   help='worker processes (default 1)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='rewrite labels that already exist')
+    p.add_argument('--eval', action='store_true',
+                   help='score the pseudo labels against the GT masks')
+    p.add_argument('--json', help='write the summary (and scores) to this file')
+    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override settings of the config, key=value pairs')
+    return p.parse_args(argv)
+
+
+def rule_config(args) -> dict:
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    rule = dict(cfg.get('pseudo_label_rule') or {})
+    if args.rule:
+        if rule.get('type') != args.rule:
+            rule = {}
+        rule['type'] = args.rule
+    if not rule.get('type'):
+        raise KeyError(
+            f'config {args.config!r} has no `pseudo_label_rule`: add e.g. '
+            "pseudo_label_rule = dict(type='ThresholdBackground', threshold=0.15)"
+            ' or pass --rule NAME')
+    if args.rule_options:
+        # dotted keys reach into nested arguments: crf.preset=vwl crf.iterations=5
+        merged = Config(dict(rule=rule))
+        merged.merge_from_dict(
+            {f'rule.{k}': v for k, v in args.rule_options.items()})
+        rule = merged.to_dict()['rule']
+    return rule
+
+
+def format_scores(scores: dict) -> str:
+    from prettytable import PrettyTable
+
+    def pct(v):
+        return 'nan' if v != v else f'{100 * v:.2f}'
+    t = PrettyTable()
+    t.add_column('Class', scores['class_names'])
+    for key, name in (('iou', 'IoU'), ('precision', 'Precision'),
+                      ('recall', 'Recall')):
+        t.add_column(name, [pct(v) for v in scores[key]])
+    return (t.get_string() + f"\npseudo-label mIoU {pct(scores['mIoU'])}, "
+            f"pixel accuracy {pct(scores['accuracy'])} (labelled pixels), "
+            f"ignored {pct(scores['ignored_ratio'])} % of the GT pixels")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmwsss.pseudo import build_pseudo_label_rule
+    from mmwsss.pseudo.job import collect_tasks, run_pseudo_label_job
+    from mmwsss.utils.io import atomic_write
+    from mmwsss.utils.launch import build_split_dataset
+    rule_cfg = rule_config(args)
+    rule = build_pseudo_label_rule(rule_cfg)  # fail early on bad arguments
+    dataset = build_split_dataset(args.config, args.split, args.cfg_options)
+    classes = list(dataset.metainfo['classes'])
+    tasks = collect_tasks(
+        dataset, args.cam_dir, args.out, saliency_dir=args.saliency_dir,
+        need_image=rule.requires_image, need_saliency=rule.requires_saliency,
+        need_gt=args.eval)
+    print(f'{len(tasks)} images, rule {rule_cfg}, {args.workers} worker(s) '
+          f'-> {args.out}')
+    summary = run_pseudo_label_job(
+        tasks, rule_cfg, num_classes=len(classes) - 1, class_names=classes,
+        workers=args.workers, overwrite=args.overwrite, evaluate=args.eval,
+        progress=not args.no_progress)
+    print(f"wrote {summary['written']} pseudo labels, kept {summary['skipped']} "
+          'existing ones')
+    out = dict(num_images=summary['num_images'], written=summary['written'],
+               skipped=summary['skipped'], rule=rule_cfg, cam_dir=args.cam_dir,
+               out=args.out, split=args.split)
+    if 'scores' in summary:
+        s = summary['scores']
+        print(format_scores(s))
+
+        def pct(v):
+            return None if v != v else round(100 * float(v), 4)
+        out.update(
+            mIoU=pct(s['mIoU']), accuracy=pct(s['accuracy']),
+            ignored_ratio=pct(s['ignored_ratio']),
+            per_class={
+                k: dict(zip(s['class_names'], [pct(v) for v in s[k]]))
+                for k in ('iou', 'precision', 'recall')
+            })
+    if args.json:
+        with atomic_write(args.json, 'w') as f:
+            json.dump(out, f, indent=2)
+        print(f'summary written to {args.json}')
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit('make_pseudo_labels.py: interrupted; the labels written so far '
+                 'are complete, re-run the same command to finish')
+    except (FileNotFoundError, KeyError, ValueError, PermissionError,
+            ImportError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        sys.exit(f'make_pseudo_labels.py: error: {msg}')
