@@ -1,6 +1,8 @@
-"""mmwsss models (backbones, heads, classifiers, layers, losses, wrappers)."""
+"""mmwsss models (backbones, heads, decode heads, classifiers, layers, losses,
+segmentors, wrappers)."""
 from .backbones import *  # noqa: F401,F403
 from .classifiers import *  # noqa: F401,F403
+from .decode_heads import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403

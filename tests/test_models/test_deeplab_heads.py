@@ -15,6 +15,16 @@ from mmwsss.models.decode_heads import DeepLabV2Head, LargeFOVHead
 C = 5  # classes
 
 
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    # These tiny convs are ~10x slower with several intra-op threads on a
+    # shared CPU (oversubscription); restore the setting for other modules.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _feats(n=2, c=64, h=41, w=41, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, c, h, w, generator=g)
@@ -127,6 +137,13 @@ def test_largefov_norm_cfg_and_init():
     head.init_weights()  # default init_cfg=None: keeps the construction init
     for k, v in head.state_dict().items():
         assert torch.equal(v, before[k]), k
+    # an mmseg-style init_cfg is applied on top by init_weights
+    head = LargeFOVHead(in_channels=16, channels=32, num_classes=C,
+                        init_cfg=dict(type='Constant', val=0.5, bias=0.25,
+                                      override=dict(name='conv_seg')))
+    head.init_weights()
+    assert torch.all(head.conv_seg.weight == 0.5)
+    assert torch.all(head.conv_seg.bias == 0.25)
 
 
 # -------------------------------------------------------------- DeepLabV2Head
@@ -156,6 +173,12 @@ def test_deeplabv2_structure_and_no_conv_seg():
     head.init_weights()
     for k, v in head.state_dict().items():
         assert torch.equal(v, before[k]), k
+    head = DeepLabV2Head(in_channels=8, num_classes=C,
+                         init_cfg=dict(type='Constant', val=0.5, bias=0.25,
+                                       layer='Conv2d'))
+    head.init_weights()
+    assert all(torch.all(c.weight == 0.5) for c in head.aspp)
+    assert all(torch.all(c.bias == 0.25) for c in head.aspp)
 
 
 def test_deeplabv2_args():

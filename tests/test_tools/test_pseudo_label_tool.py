@@ -1,15 +1,22 @@
 """tools/make_pseudo_labels.py on the toy set: outputs, determinism across workers,
 resumption, scores, every rule, one-line errors and no half-written files.
 
-Every tool call is a subprocess (about 4 s of imports each); the independent calls of a
-fixture run concurrently to keep the module near 40 s on 2 CPU cores.
+A tool subprocess spends about 4 s importing torch & co, so the module-scoped fixture
+``runs`` starts every subprocess of the module at once (a few at a time, in threads)
+and the tests only read the results. Most error cases run the tool's ``__main__``
+in-process (``runpy``: the same argument parsing, error handler and exit message
+without the imports); two of them, and every successful run, are real subprocesses.
 """
+import contextlib
+import io
 import json
 import os
 import os.path as osp
+import runpy
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,6 +33,8 @@ N_TRAIN = 16
 PARALLEL = 3
 PSA = ['--rule', 'ThresholdBackground', '--rule-options', 'crf=psa',
        'crf_unary=one_minus_max']
+BAD = 'toy_train_00008'  # an id in the middle of the split
+IS_ROOT = hasattr(os, 'geteuid') and os.geteuid() == 0
 
 
 # ----------------------------------------------------------------- helpers
@@ -55,17 +64,30 @@ def _run(args, timeout=300):
                           text=True, timeout=timeout)
 
 
+def _run_inprocess(args):
+    """``python TOOL ARGS`` in this process (``args`` as for :func:`_run`); exit
+    status and output like a subprocess. Only for runs with one worker."""
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.argv
+    sys.argv = list(args[1:])
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(osp.join(REPO, TOOL), run_name='__main__')
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv = old
+    if isinstance(code, str):  # what the interpreter does with sys.exit(msg)
+        err.write(code + '\n')
+        code = 1
+    return subprocess.CompletedProcess(args, code or 0, out.getvalue(),
+                                       err.getvalue())
+
+
 def _ok(p):
     assert p.returncode == 0, p.stdout[-3000:] + '\n' + p.stderr[-5000:]
     return p
-
-
-def _concurrently(jobs):
-    """Run the callables of ``jobs`` (name -> callable) in threads; return the
-    results by name (the callables wait on subprocesses, so threads suffice)."""
-    with ThreadPoolExecutor(PARALLEL) as ex:
-        futs = {k: ex.submit(f) for k, f in jobs.items()}
-        return {k: f.result() for k, f in futs.items()}
 
 
 def _error_line(p):
@@ -116,7 +138,7 @@ def _counts(p):
     return line[-1]
 
 
-# ----------------------------------------------------------------- fixtures
+# ----------------------------------------------------------------- inputs
 @pytest.fixture(scope='module')
 def toy(toy_root):
     """ids, image-level labels and GT of the toy train split."""
@@ -125,7 +147,7 @@ def toy(toy_root):
         osp.join(toy_root, 'ImageSets', 'Segmentation', 'train.txt'))
     cls = np.load(osp.join(toy_root, 'cls_labels.npy'),
                   allow_pickle=True).item()
-    assert len(ids) == N_TRAIN
+    assert len(ids) == N_TRAIN and BAD in ids
     labels = {i: np.nonzero(cls[i])[0] for i in ids}
     gts = {
         i: read_label_png(osp.join(toy_root, 'SegmentationClass', i + '.png'))
@@ -144,48 +166,197 @@ def cams(toy, tmp_path_factory):
     return out
 
 
+def _error_cases(toy, cams, base, py):
+    """name -> dict(cmd, out, cam_dir, sub): one broken input each."""
+    from mmwsss.utils.cam_io import cam_path, save_cam
+    root = toy['root']
+    cases = {}
+
+    def cam_copy(name):
+        d = str(base / f'{name}_cams')
+        shutil.copytree(cams, d)
+        return d
+
+    def case(name, cam_dir, *extra, out=None, sub=False):
+        out = out or str(base / f'{name}_out')
+        cases[name] = dict(cmd=_cmd(py, root, cam_dir, out, *extra), out=out,
+                           cam_dir=cam_dir, sub=sub)
+
+    # a CAM file missing for two ids
+    d = cam_copy('missing')
+    for i in ('toy_train_00005', 'toy_train_00011'):
+        os.remove(cam_path(d, i))
+    case('missing_cam', d, '--rule', 'ThresholdBackground')
+
+    # saliency maps for the first 10 ids only
+    sal = str(base / 'partial_saliency')
+    os.makedirs(sal)
+    for i in toy['ids'][:10]:
+        shutil.copy(osp.join(root, 'SaliencyMaps', i + '.png'), sal)
+    case('saliency', cams, '--rule', 'SaliencyBackground', '--saliency-dir',
+         sal)
+
+    # one CAM at 64x64 (the images are 128x128), in the middle of the split;
+    # a CRF rule with 2 workers: the error comes from a pool worker
+    d = cam_copy('small')
+    save_cam(cam_path(d, BAD),
+             _gt_cams(toy['gts'][BAD], toy['labels'][BAD], 0, size=(64, 64)),
+             toy['labels'][BAD], num_classes=NUM_CLASSES)
+    case('size_crf', d, *PSA, '--workers', '2', sub=True)
+    case('size_plain', d, '--rule', 'ThresholdBackground')
+
+    # a class index (9) beyond num_classes=8 (save_cam would refuse it)
+    d = cam_copy('beyond')
+    cam = _gt_cams(toy['gts'][BAD], toy['labels'][BAD], 0)
+    np.savez(
+        cam_path(d, BAD),
+        cams=np.concatenate([cam, cam[:1]]).astype(np.float16),
+        labels=np.concatenate([toy['labels'][BAD], [9]]).astype(np.int16),
+        num_classes=np.int32(NUM_CLASSES),
+        version=np.int32(1))
+    case('beyond', d, '--rule', 'ThresholdBackground')
+
+    # CAMs of another dataset (num_classes=20) for one id, 1 worker: the ids
+    # before it are written, then the job stops
+    d = cam_copy('num_classes')
+    save_cam(cam_path(d, BAD), cam, toy['labels'][BAD], num_classes=20)
+    case('num_classes', d, '--rule', 'ThresholdBackground', '--workers', '1',
+         sub=True)
+
+    # output folders that cannot be written
+    blocker = str(base / 'a_file')
+    with open(blocker, 'w') as f:
+        f.write('not a folder')
+    case('out_under_file', cams, '--rule', 'ThresholdBackground',
+         out=osp.join(blocker, 'labels'))
+    if not IS_ROOT:
+        ro = str(base / 'read_only')
+        os.makedirs(ro)
+        os.chmod(ro, 0o500)
+        case('read_only', cams, '--rule', 'ThresholdBackground', out=ro)
+
+    # no pseudo_label_rule in the config and no --rule
+    case('no_rule', cams)
+    return cases
+
+
+def _interrupted_job(cmd, out):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) once the
+    first labels are out; then the same command again."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=run_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if osp.isdir(out) and _pngs(out):
+                break
+            time.sleep(0.02)
+        running = proc.poll() is None
+        if running:
+            os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    names = os.listdir(out)
+    first = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    # check the state left by the interrupt before re-running
+    clean_error = None
+    try:
+        _assert_clean(out)
+    except AssertionError as e:
+        clean_error = str(e)
+    return dict(first=first, running=running, names=names,
+                clean_error=clean_error, second=_run(cmd))
+
+
 @pytest.fixture(scope='module')
 def runs(toy, cams, tmp_path_factory, python_exe):
-    """The successful runs, concurrently. name -> dict(p, out, json)."""
+    """Every tool run of the module. name -> result."""
     base = tmp_path_factory.mktemp('pl_runs')
     root = toy['root']
+    jobs = {}
 
-    def job(name, *extra, evaluate=False):
+    def add(name, *extra, evaluate=False):
         out = str(base / name)
         js = str(base / f'{name}.json')
-        args = list(extra)
-        if evaluate:
-            args += ['--eval', '--json', js]
-        return lambda: dict(p=_run(_cmd(python_exe, root, cams, out, *args)),
-                            out=out, json=js)
+        args = list(extra) + (['--eval', '--json', js] if evaluate else [])
+        cmd = _cmd(python_exe, root, cams, out, *args)
+        jobs[name] = lambda: dict(p=_run(cmd), out=out, json=js)
 
-    jobs = dict(
-        w1=job('w1', '--rule', 'ThresholdBackground', '--workers', '1',
-               evaluate=True),
-        w2=job('w2', '--rule', 'ThresholdBackground', '--workers', '2'),
-        confident=job('confident', '--rule', 'ConfidentRegions', '--workers',
-                      '2', evaluate=True),
-        saliency=job('saliency', '--rule', 'SaliencyBackground', '--workers',
-                     '2', evaluate=True),
-        edam=job('edam', '--rule', 'EDAMSaliency', '--workers', '2'),
-        psa_w1=job('psa_w1', *PSA, '--workers', '1'),
-        psa_w2=job('psa_w2', *PSA, '--workers', '2'),
-    )
-    res = _concurrently(jobs)
-    for name, r in res.items():
-        _ok(r['p'])
+    # the interrupted job first: it is the longest chain
+    ki_out = str(base / 'ki')
+    ki_cmd = _cmd(python_exe, root, cams, ki_out, '--rule', 'ConfidentRegions',
+                  '--workers', '2')
+    jobs['ki'] = lambda: dict(_interrupted_job(ki_cmd, ki_out), out=ki_out)
+    add('w1', '--rule', 'ThresholdBackground', '--workers', '1',
+        evaluate=True)
+    add('confident', '--rule', 'ConfidentRegions', '--workers', '1',
+        evaluate=True)
+    add('saliency', '--rule', 'SaliencyBackground', '--workers', '2',
+        evaluate=True)
+    add('edam', '--rule', 'EDAMSaliency', '--workers', '2')
+    add('psa', *PSA, '--workers', '1')
+
+    errors = _error_cases(toy, cams, base, python_exe)
+    for name, c in errors.items():
+        if c['sub']:
+            jobs['error_' + name] = lambda c=c: _run(c['cmd'])
+
+    with ThreadPoolExecutor(PARALLEL) as ex:
+        futs = {k: ex.submit(f) for k, f in jobs.items()}
+
+        def resume():
+            """On a copy of the w1 output, with 2 workers: re-run; delete 3
+            and re-run; --overwrite."""
+            w1 = futs['w1'].result()
+            _ok(w1['p'])
+            out = str(base / 'resume')
+            shutil.copytree(w1['out'], out)
+            cmd = _cmd(python_exe, root, cams, out, '--rule',
+                       'ThresholdBackground', '--workers', '2')
+            r = dict(out=out, again=_run(cmd), after_again=_bytes(out))
+            for i in (toy['ids'][k] for k in (0, 7, 15)):
+                os.remove(osp.join(out, i + '.png'))
+            stamp = {n: os.stat(osp.join(out, n)).st_mtime_ns
+                     for n in _pngs(out)}
+            r['partial'] = _run(cmd)
+            r['kept_untouched'] = all(
+                os.stat(osp.join(out, n)).st_mtime_ns == t
+                for n, t in stamp.items())
+            r['after_partial'] = _bytes(out)
+            r['overwrite'] = _run(cmd + ['--overwrite'])
+            r['after_overwrite'] = _bytes(out)
+            return r
+
+        futs['resume'] = ex.submit(resume)
+        # meanwhile, the other error cases in this process (one worker each)
+        for name, c in errors.items():
+            if not c['sub']:
+                c['p'] = _run_inprocess(c['cmd'])
+        res = {k: f.result() for k, f in futs.items()}
+    for name, c in errors.items():
+        if c['sub']:
+            c['p'] = res.pop('error_' + name)
+    if 'read_only' in errors:
+        os.chmod(errors['read_only']['out'], 0o700)
+    res['errors'] = errors
+    for name in ('w1', 'confident', 'saliency', 'edam', 'psa'):
+        _ok(res[name]['p'])
     return res
 
 
-RULE_RUNS = ['w1', 'confident', 'saliency', 'edam', 'psa_w1']
-
-
 # ----------------------------------------------------------------- outputs
+RULE_RUNS = ['w1', 'confident', 'saliency', 'edam', 'psa']
+
+
 @pytest.mark.parametrize('name', RULE_RUNS)
 def test_one_palette_png_per_id(name, runs, toy):
     r = runs[name]
-    assert _counts(r['p']) == f'wrote {N_TRAIN} pseudo labels, kept 0 ' \
-        'existing ones'
+    assert _counts(r['p']) == (f'wrote {N_TRAIN} pseudo labels, kept 0 '
+                               'existing ones')
     assert _pngs(r['out']) == sorted(i + '.png' for i in toy['ids'])
     _assert_clean(r['out'])
     seen = set()
@@ -197,7 +368,7 @@ def test_one_palette_png_per_id(name, runs, toy):
         values = set(np.unique(arr).tolist())
         assert values <= allowed, (i, values, allowed)
         seen |= values
-    # some foreground is labelled by every rule
+    # every rule labels some foreground
     assert seen - {0, 255}
 
 
@@ -208,18 +379,25 @@ def test_palette_is_voc(runs, toy):
     np.testing.assert_array_equal(pal[:21], voc_palette()[:21])
 
 
-@pytest.mark.parametrize('pair', [('w1', 'w2'), ('psa_w1', 'psa_w2')])
-def test_workers_do_not_change_output(pair, runs):
-    a, b = (_bytes(runs[n]['out']) for n in pair)
-    assert len(a) == N_TRAIN and a.keys() == b.keys()
-    assert a == b
-    assert '1 worker(s)' in runs[pair[0]]['p'].stdout
-    assert '2 worker(s)' in runs[pair[1]]['p'].stdout
+def test_rule_options_reach_the_rule(runs):
+    # the CRF output (--rule-options crf=psa ...) is not the plain one
+    assert 'crf' in runs['psa']['p'].stdout
+    assert _bytes(runs['w1']['out']) != _bytes(runs['psa']['out'])
 
 
-def test_crf_rules_differ_from_plain(runs):
-    # the rule options reach the rule: the CRF output is not the plain one
-    assert _bytes(runs['w1']['out']) != _bytes(runs['psa_w1']['out'])
+def test_workers_do_not_change_output(runs):
+    """--workers 1 vs --workers 2: the plain rule (w1 vs the --overwrite run of
+    the resume test, 2 workers) and a CRF rule (ConfidentRegions, w1 vs the
+    interrupted-and-resumed 2-worker job)."""
+    assert '1 worker(s)' in runs['w1']['p'].stdout
+    assert '2 worker(s)' in runs['resume']['overwrite'].stdout
+    assert runs['resume']['after_overwrite'] == _bytes(runs['w1']['out'])
+    assert '1 worker(s)' in runs['confident']['p'].stdout
+    _ok(runs['ki']['second'])
+    assert '2 worker(s)' in runs['ki']['second'].stdout
+    ref = _bytes(runs['confident']['out'])
+    assert len(ref) == N_TRAIN
+    assert _bytes(runs['ki']['out']) == ref
 
 
 # ----------------------------------------------------------------- scores
@@ -233,8 +411,8 @@ def test_eval_threshold_background(runs):
     assert s['mIoU'] > 80, s
     assert s['ignored_ratio'] == 0
     assert set(s['per_class']) == {'iou', 'precision', 'recall'}
-    assert s['per_class']['iou']['background'] > 80
     assert set(s['per_class']['iou']) >= {'background', 'disc', 'box'}
+    assert s['per_class']['iou']['background'] > 80
     printed = float(r['p'].stdout.split('pseudo-label mIoU ')[1].split(',')[0])
     assert printed == pytest.approx(s['mIoU'], abs=0.01)
 
@@ -255,245 +433,127 @@ def test_eval_saliency_background(runs):
 
 
 # ----------------------------------------------------------------- resume
-@pytest.fixture(scope='module')
-def resumed(runs, toy, cams, tmp_path_factory, python_exe):
-    """On a copy of the w1 output: re-run, delete 3 and re-run, --overwrite."""
-    out = str(tmp_path_factory.mktemp('pl_resume') / 'out')
-    shutil.copytree(runs['w1']['out'], out)
-    cmd = _cmd(python_exe, toy['root'], cams, out, '--rule',
-               'ThresholdBackground', '--workers', '2')
-    again = _ok(_run(cmd))
-    after_again = _bytes(out)
-    gone = [toy['ids'][k] for k in (0, 7, 15)]
-    for i in gone:
-        os.remove(osp.join(out, i + '.png'))
-    stamp = {n: os.stat(osp.join(out, n)).st_mtime_ns for n in _pngs(out)}
-    partial = _ok(_run(cmd))
-    kept_untouched = all(
-        os.stat(osp.join(out, n)).st_mtime_ns == t for n, t in stamp.items())
-    after_partial = _bytes(out)
-    over = _ok(_run(cmd + ['--overwrite']))
-    return dict(again=again, after_again=after_again, partial=partial,
-                kept_untouched=kept_untouched, after_partial=after_partial,
-                overwrite=over, after_overwrite=_bytes(out), out=out)
-
-
-def test_rerun_keeps_everything(resumed, runs):
-    assert _counts(resumed['again']) == \
+def test_rerun_keeps_everything(runs):
+    r = runs['resume']
+    assert _counts(_ok(r['again'])) == \
         f'wrote 0 pseudo labels, kept {N_TRAIN} existing ones'
-    assert resumed['after_again'] == _bytes(runs['w1']['out'])
+    assert r['after_again'] == _bytes(runs['w1']['out'])
 
 
-def test_rerun_writes_only_missing(resumed, runs):
-    assert _counts(resumed['partial']) == \
+def test_rerun_writes_only_missing(runs):
+    r = runs['resume']
+    assert _counts(_ok(r['partial'])) == \
         f'wrote 3 pseudo labels, kept {N_TRAIN - 3} existing ones'
-    assert resumed['kept_untouched']
-    assert resumed['after_partial'] == _bytes(runs['w1']['out'])
+    assert r['kept_untouched']
+    assert r['after_partial'] == _bytes(runs['w1']['out'])
 
 
-def test_overwrite_rewrites_all(resumed, runs):
-    assert _counts(resumed['overwrite']) == \
+def test_overwrite_rewrites_all(runs):
+    r = runs['resume']
+    assert _counts(_ok(r['overwrite'])) == \
         f'wrote {N_TRAIN} pseudo labels, kept 0 existing ones'
-    assert resumed['after_overwrite'] == _bytes(runs['w1']['out'])
-    _assert_clean(resumed['out'])
+    assert r['after_overwrite'] == _bytes(runs['w1']['out'])
+    _assert_clean(r['out'])
 
 
 # ----------------------------------------------------------------- errors
-BAD = 'toy_train_00008'  # an id in the middle of the split
-
-
-@pytest.fixture(scope='module')
-def errors(toy, cams, tmp_path_factory, python_exe):
-    """Every error case, concurrently. name -> dict(p, out, ...)."""
-    from mmwsss.utils.cam_io import cam_path, save_cam
-    base = tmp_path_factory.mktemp('pl_errors')
-    root = toy['root']
-
-    def cam_copy(name):
-        d = str(base / f'{name}_cams')
-        shutil.copytree(cams, d)
-        return d
-
-    cases = {}
-
-    def case(name, cam_dir, *extra, out=None):
-        out = out or str(base / f'{name}_out')
-        cases[name] = dict(cmd=_cmd(python_exe, root, cam_dir, out, *extra),
-                           out=out, cam_dir=cam_dir)
-
-    # a CAM file missing for two ids
-    d = cam_copy('missing')
-    for i in ('toy_train_00005', 'toy_train_00011'):
-        os.remove(cam_path(d, i))
-    case('missing_cam', d, '--rule', 'ThresholdBackground')
-
-    # saliency maps for the first 10 ids only
-    sal = str(base / 'partial_saliency')
-    os.makedirs(sal)
-    for i in toy['ids'][:10]:
-        shutil.copy(osp.join(root, 'SaliencyMaps', i + '.png'), sal)
-    case('saliency', cams, '--rule', 'SaliencyBackground', '--saliency-dir',
-         sal)
-
-    # one CAM at 64x64 (the images are 128x128), in the middle of the split
-    d = cam_copy('small')
-    save_cam(cam_path(d, BAD),
-             _gt_cams(toy['gts'][BAD], toy['labels'][BAD], 0, size=(64, 64)),
-             toy['labels'][BAD], num_classes=NUM_CLASSES)
-    case('size_crf', d, *PSA, '--workers', '2')
-    case('size_plain', d, '--rule', 'ThresholdBackground')
-
-    # a class index (9) beyond num_classes=8 (save_cam would refuse it)
-    d = cam_copy('beyond')
-    cam = _gt_cams(toy['gts'][BAD], toy['labels'][BAD], 0)
-    np.savez(cam_path(d, BAD), cams=np.concatenate([cam, cam[:1]]
-                                                   ).astype(np.float16),
-             labels=np.concatenate([toy['labels'][BAD], [9]]).astype(np.int16),
-             num_classes=np.int32(NUM_CLASSES), version=np.int32(1))
-    case('beyond', d, '--rule', 'ThresholdBackground')
-
-    # CAMs of another dataset (num_classes=20) for one id, 1 worker: the ids
-    # before it are written, then the job stops
-    d = cam_copy('num_classes')
-    save_cam(cam_path(d, BAD), cam, toy['labels'][BAD], num_classes=20)
-    case('num_classes', d, '--rule', 'ThresholdBackground', '--workers', '1')
-
-    # output folders that cannot be written
-    blocker = str(base / 'a_file')
-    with open(blocker, 'w') as f:
-        f.write('not a folder')
-    case('out_under_file', cams, '--rule', 'ThresholdBackground',
-         out=osp.join(blocker, 'labels'))
-    if os.geteuid() != 0:
-        ro = str(base / 'read_only')
-        os.makedirs(ro)
-        os.chmod(ro, 0o500)
-        case('read_only', cams, '--rule', 'ThresholdBackground', out=ro)
-
-    # no pseudo_label_rule in the config and no --rule
-    case('no_rule', cams)
-
-    res = _concurrently(
-        {k: (lambda c=c: _run(c['cmd'])) for k, c in cases.items()})
-    for k, c in cases.items():
-        c['p'] = res[k]
-    if 'read_only' in cases:
-        os.chmod(cases['read_only']['out'], 0o700)
-    return cases
-
-
-def test_error_missing_cam(errors):
-    msg = _error_line(errors['missing_cam']['p'])
+def test_error_missing_cam(runs):
+    c = runs['errors']['missing_cam']
+    msg = _error_line(c['p'])
     assert '2 of 16' in msg
     assert 'toy_train_00005' in msg and 'toy_train_00011' in msg
-    assert errors['missing_cam']['cam_dir'] in msg
-    assert '--split' in msg or 'export' in msg.lower()
+    assert c['cam_dir'] in msg
+    assert '--split' in msg
     # checked before any work
-    assert not osp.isdir(errors['missing_cam']['out']) or not _pngs(
-        errors['missing_cam']['out'])
+    assert not _pngs(c['out'])
 
 
-def test_error_missing_saliency(errors):
-    msg = _error_line(errors['saliency']['p'])
+def test_error_missing_saliency(runs):
+    c = runs['errors']['saliency']
+    msg = _error_line(c['p'])
     assert '6 of 16' in msg
-    assert 'toy_train_00010' in msg
+    assert 'toy_train_00010' in msg and 'toy_train_00009' not in msg
     assert 'partial_saliency' in msg
     assert '--saliency-dir' in msg
-    assert not _pngs(errors['saliency']['out'])
+    assert not _pngs(c['out'])
 
 
-def test_error_size_mismatch(errors):
-    c = errors['size_crf']
+def test_error_size_mismatch(runs):
+    c = runs['errors']['size_crf']
     msg = _error_line(c['p'])
     assert BAD in msg
     assert '(64, 64)' in msg and '(128, 128)' in msg
     assert 'original image size' in msg
-    # stopped by a worker error: whatever was written is complete
+    # stopped by an error in a pool worker: whatever was written is complete
     _assert_clean(c['out'])
     assert BAD + '.png' not in _pngs(c['out'])
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason='process_task only checks the CAM size against the image when the '
-    'rule needs the image (CRF) or the saliency: ThresholdBackground without '
-    'CRF writes a 64x64 label for a 128x128 image and exits 0')
-def test_error_size_mismatch_without_crf(errors):
-    c = errors['size_plain']
+    reason='process_task compares the CAM size with the image only when the '
+    'rule needs the image (a CRF) or the saliency map: ThresholdBackground '
+    'without CRF writes a 64x64 label for the 128x128 image and exits 0')
+def test_error_size_mismatch_without_crf(runs):
+    c = runs['errors']['size_plain']
     msg = _error_line(c['p'])
     assert BAD in msg and '(64, 64)' in msg and '(128, 128)' in msg
 
 
-def test_error_class_beyond_num_classes(errors):
-    msg = _error_line(errors['beyond']['p'])
-    assert BAD in msg
-    assert '9' in msg and '8' in msg
-    _assert_clean(errors['beyond']['out'])
-
-
-def test_error_num_classes_mismatch_midway(errors, toy):
-    c = errors['num_classes']
+def test_error_class_beyond_num_classes(runs):
+    c = runs['errors']['beyond']
     msg = _error_line(c['p'])
-    assert BAD in msg and 'num_classes=20' in msg and '8' in msg
-    # nothing half-written: the ids before the bad one are complete, no temp
-    # files, the bad id and the ones after it are not there
+    assert BAD in msg
+    assert 'class index 9' in msg and '8 foreground classes' in msg
+    _assert_clean(c['out'])
+
+
+def test_error_num_classes_mismatch_midway(runs, toy):
+    c = runs['errors']['num_classes']
+    msg = _error_line(c['p'])
+    assert BAD in msg and 'num_classes=20' in msg
+    assert '8 foreground classes' in msg
+    # nothing half-written: the ids before the bad one are complete, there is
+    # no temp file, the bad id and the ones after it are not there
     _assert_clean(c['out'])
     k = toy['ids'].index(BAD)
     assert _pngs(c['out']) == sorted(i + '.png' for i in toy['ids'][:k])
 
 
-def test_error_output_not_creatable(errors):
-    msg = _error_line(errors['out_under_file']['p'])
+def test_error_output_not_creatable(runs):
+    msg = _error_line(runs['errors']['out_under_file']['p'])
     assert 'a_file' in msg and 'output folder' in msg
 
 
-@pytest.mark.skipif(os.geteuid() == 0,
-                    reason='root can write to a 0o500 folder')
-def test_error_output_not_writable(errors):
-    c = errors['read_only']
+@pytest.mark.skipif(IS_ROOT, reason='root can write to a 0o500 folder')
+def test_error_output_not_writable(runs):
+    c = runs['errors']['read_only']
     msg = _error_line(c['p'])
     assert c['out'] in msg and '--out' in msg
     assert not os.listdir(c['out'])
 
 
-def test_error_no_rule(errors):
-    msg = _error_line(errors['no_rule']['p'])
+def test_error_no_rule(runs):
+    msg = _error_line(runs['errors']['no_rule']['p'])
     assert 'pseudo_label_rule' in msg and '--rule' in msg
     assert 'cam_r18_toy.py' in msg
 
 
 # ----------------------------------------------------------------- Ctrl-C
-def test_keyboard_interrupt_then_resume(runs, toy, cams, tmp_path, python_exe):
-    """Ctrl-C (SIGINT to the process group, as a terminal sends it) in the middle
-    of a CRF job with 2 workers: no temp file, every PNG complete; the same
-    command then finishes the rest, identical to an uninterrupted run."""
-    out = str(tmp_path / 'ki')
-    cmd = _cmd(python_exe, toy['root'], cams, out, '--rule',
-               'ConfidentRegions', '--workers', '2')
-    proc = subprocess.Popen(cmd, cwd=REPO, env=run_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        # interrupt once the first labels are out (imports take ~4 s)
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if osp.isdir(out) and _pngs(out):
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, 'the job ended before it was interrupted'
-        os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode != 0
-    assert 'interrupted' in stderr, stderr[-3000:]
-    _assert_clean(out)
-    done = len(_pngs(out))
-    assert 0 < done < N_TRAIN, done
-    p = _ok(_run(cmd))
-    assert _counts(p) == (f'wrote {N_TRAIN - done} pseudo labels, kept {done} '
-                          'existing ones')
-    _assert_clean(out)
-    assert _bytes(out) == _bytes(runs['confident']['out'])
+def test_keyboard_interrupt_then_resume(runs):
+    """Ctrl-C in the middle of a 2-worker CRF job: exit != 0 with a message,
+    no temp file, every PNG complete; the same command then writes the rest,
+    and the result equals an uninterrupted run."""
+    r = runs['ki']
+    assert r['running'], 'the job ended before it could be interrupted'
+    first = r['first']
+    assert first.returncode != 0
+    assert 'interrupted' in first.stderr, first.stderr[-3000:]
+    assert r['clean_error'] is None, r['clean_error']
+    done = len(r['names'])
+    assert 0 < done < N_TRAIN, r['names']
+    second = _ok(r['second'])
+    assert _counts(second) == (f'wrote {N_TRAIN - done} pseudo labels, kept '
+                               f'{done} existing ones')
+    _assert_clean(r['out'])
+    assert _bytes(r['out']) == _bytes(runs['confident']['out'])

@@ -55,15 +55,15 @@ class MSCEncoderDecoder(EncoderDecoder):
     * Training (:meth:`loss`): the decode head's ``loss_by_feat`` on each scale's
       logits and on the fused logits (labels are handled by the head as usual: the
       logits are upsampled to the label size, whereas kazuto1011 downsamples the
-      labels to each logit's size with nearest interpolation), with keys ``decode.s{scale}.<name>``
-      (e.g. ``decode.s1.0.loss_ce``, ``decode.s0.75.loss_ce``) and
-      ``decode.fused.<name>``. MMEngine's ``parse_losses`` sums every key containing
-      ``'loss'``, i.e. ``msc_loss='all'`` is kazuto1011's *sum* of the 4 CE losses.
-      ``msc_loss='mean'`` divides every loss term by the number of outputs (the
-      *average* of rulixiang/deeplab-pytorch used by VWL, vwl.md §2.13);
-      ``msc_loss='fused'`` only supervises the fused logits (keys ``decode.<name>``).
-      Auxiliary heads, if any, are trained on the reference scale's features only
-      (keys ``aux.*`` as in EncoderDecoder).
+      labels to each logit's size with nearest interpolation), with keys
+      ``decode.s{scale}.<name>`` (e.g. ``decode.s1.0.loss_ce``,
+      ``decode.s0.75.loss_ce``) and ``decode.fused.<name>``. MMEngine's
+      ``parse_losses`` sums every key containing ``'loss'``, so ``msc_loss='all'``
+      is kazuto1011's *sum* of the 4 CE losses. ``msc_loss='mean'`` divides every
+      loss term by the number of outputs (the *average* of rulixiang/deeplab-pytorch
+      used by VWL, vwl.md §2.13); ``msc_loss='fused'`` only supervises the fused
+      logits (keys ``decode.<name>``). Auxiliary heads, if any, are trained on the
+      reference scale's features only (keys ``aux.*`` as in EncoderDecoder).
     * Inference (:meth:`encode_decode`): the fused logits, resized to the input size
       by the decode head's ``predict_by_feat`` as in EncoderDecoder. Works with
       ``test_cfg.mode='whole'`` and ``'slide'`` (each crop is MSC'd) and under
