@@ -6,4 +6,5 @@ from .decode_heads import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
+from .segmentors import *  # noqa: F401,F403
 from .wrappers import *  # noqa: F401,F403
