@@ -1,0 +1,9 @@
+# DeepLab-v2 ResNet-101 (ASPP, MSC) on the VOC12 train_aug GT masks: the upper bound
+# (kazuto1011/deeplab-pytorch, COCO init: 76.65 val, 77.93 with CRF; ImageNet init lower).
+#   tools/dist_train.sh configs/deeplab/deeplabv2_r101_voc12aug_gt.py 2
+_base_ = [
+    '../_base_/models/deeplabv2_r101.py',
+    '../_base_/datasets/voc12_aug_deeplab.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_deeplab_20k.py'
+]
+optim_wrapper = dict(optimizer=dict(lr=2.5e-4))

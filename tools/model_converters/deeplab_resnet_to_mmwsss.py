@@ -1,0 +1,106 @@
+"""Convert a DeepLab / torchvision ResNet checkpoint to mmwsss ``DeepLabResNet`` names.
+
+    python tools/model_converters/deeplab_resnet_to_mmwsss.py SRC DST [--backbone-only]
+
+SRC: a kazuto1011/deeplab-pytorch checkpoint (``deeplabv1_resnet101-*.pth``
+init files, ``deeplabv2_resnet101_msc-*.pth`` trained models; ``base.`` /
+``module.`` / ``scale.`` prefixes are fine), a rulixiang/deeplab-pytorch
+``DeepLabV2_ResNet101`` checkpoint, or a torchvision / mmseg ResNet state dict (see
+:func:`mmwsss.models.backbones.resnet_weights.convert_deeplab_resnet_state_dict`).
+The depth (50/101/152) is read from the blocks per stage, and every key of that
+``DeepLabResNet`` must be present (shapes checked).
+
+DST receives ``{'state_dict': {...}, 'meta': {...}}``, written atomically:
+
+* default: ``backbone.<mmseg ResNet names>`` plus, when SRC has a DeepLab-v2
+  classifier, ``decode_head.aspp.{i}.weight/bias`` (``DeepLabV2Head`` names): use it
+  as ``load_from`` of a whole ``EncoderDecoder`` (the ASPP needs the same number of
+  classes and branches as SRC; a different number of classes: use
+  ``--backbone-only``);
+* ``--backbone-only``: the backbone names without prefix, for
+  ``backbone=dict(type='DeepLabResNet', init_cfg=dict(type='Pretrained',
+  checkpoint=DST))``.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+import mmwsss  # noqa: E402,F401  (compat shims first)
+import torch  # noqa: E402
+from mmengine.runner import CheckpointLoader  # noqa: E402
+
+from mmwsss.models.backbones.deeplab_resnet import DeepLabResNet  # noqa: E402
+from mmwsss.models.backbones.resnet_weights import (  # noqa: E402
+    check_resnet_state_dict, convert_deeplab_resnet_state_dict,
+    extract_deeplab_aspp, infer_resnet_depth, infer_resnet_stage_blocks)
+from mmwsss.utils.io import atomic_write  # noqa: E402
+
+CONVERTER = 'tools/model_converters/deeplab_resnet_to_mmwsss.py'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert a DeepLab (kazuto1011 / rulixiang) or torchvision '
+        'ResNet checkpoint to mmwsss DeepLabResNet / DeepLabV2Head names')
+    parser.add_argument('src', help='source checkpoint (local file)')
+    parser.add_argument('dst', help='output checkpoint')
+    parser.add_argument(
+        '--backbone-only', action='store_true',
+        help='write only the backbone, without the `backbone.` prefix (a '
+        'Pretrained checkpoint for DeepLabResNet)')
+    return parser.parse_args(argv)
+
+
+def convert(ckpt, backbone_only=False):
+    """``(state_dict, meta)`` for a loaded checkpoint; raises KeyError/ValueError."""
+    backbone = convert_deeplab_resnet_state_dict(ckpt)
+    depth = infer_resnet_depth(backbone)
+    blocks = infer_resnet_stage_blocks(backbone)
+    if depth is None or depth < 50:
+        raise ValueError(
+            f'blocks per stage {blocks} are not those of a ResNet-50/101/152 '
+            '(Bottleneck) backbone')
+    with torch.device('meta'):
+        reference = DeepLabResNet(depth=depth).state_dict()
+    check_resnet_state_dict(backbone, reference, f'a ResNet-{depth}')
+    meta = {'depth': depth, 'stage_blocks': list(blocks),
+            'converter': CONVERTER}
+    if backbone_only:
+        return dict(backbone), meta
+    aspp = extract_deeplab_aspp(ckpt, prefix='decode_head.')
+    state = {'backbone.' + k: v for k, v in backbone.items()}
+    state.update(aspp)
+    if aspp:
+        weight = aspp['decode_head.aspp.0.weight']
+        meta.update(aspp_branches=len(aspp) // 2,
+                    num_classes=int(weight.shape[0]))
+    return state, meta
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
+    except Exception as e:  # noqa: BLE001  (one clear line, whatever the cause)
+        sys.exit(f'{args.src}: cannot read the checkpoint: '
+                 f'{type(e).__name__}: {e}')
+    try:
+        state, meta = convert(ckpt, args.backbone_only)
+    except (KeyError, ValueError, TypeError) as e:
+        sys.exit(f'{args.src}: {e}')
+    meta['source'] = osp.basename(args.src)
+    state = {k: v.contiguous() for k, v in state.items()}
+    with atomic_write(args.dst) as f:
+        torch.save({'state_dict': state, 'meta': meta}, f)
+    what = (f'ResNet-{meta["depth"]} backbone' +
+            (f' + {meta["aspp_branches"]}-branch ASPP ({meta["num_classes"]} '
+             'classes)' if 'aspp_branches' in meta else ''))
+    if not args.backbone_only and 'aspp_branches' not in meta:
+        what += ' (no ASPP classifier in the source)'
+    print(f'wrote {len(state)} tensors ({what}) to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
