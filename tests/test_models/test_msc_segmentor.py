@@ -517,3 +517,35 @@ def test_crf_postprocessor_rejects_single_channel():
     proc = DenseCRFPostProcessor(crf='deeplab_resnet')
     with pytest.raises(ValueError, match='C >= 2'):
         proc(np.zeros((8, 8, 3), np.uint8), torch.zeros(1, 8, 8))
+
+
+@needs_crf
+def test_crf_tta_model_averages_views_then_runs_one_crf(tmp_path):
+    from mmseg.models.segmentors import SegTTAModel
+
+    from mmwsss.models.segmentors import CRFSegTTAModel
+    img, path, gt = _two_region_image(tmp_path)
+    full = F.interpolate(_blurry_logits(), size=(H, W), mode='bilinear',
+                         align_corners=False)[0]
+
+    def views():
+        out = []
+        for k, shift in enumerate((0.0, 0.5)):  # two "views" with different logits
+            ds = SegDataSample(metainfo=dict(img_path=path, ori_shape=(H, W)))
+            ds.seg_logits = PixelData(data=full + shift * (k - 0.5))
+            out.append(ds)
+        return [out]
+
+    seg = _build(msc_scales=None)
+    plain = SegTTAModel(module=seg).merge_preds(views())[0]
+    no_crf = CRFSegTTAModel(module=seg, crf=None).merge_preds(views())[0]
+    assert torch.equal(no_crf.pred_sem_seg.data.reshape(H, W),
+                       plain.pred_sem_seg.data.reshape(H, W))
+    merged = CRFSegTTAModel(module=seg, crf='deeplab_resnet').merge_preds(
+        views())[0]
+    avg = sum(v.seg_logits.data.softmax(0) for v in views()[0]) / 2
+    labels, _ = DenseCRFPostProcessor(crf='deeplab_resnet')(
+        img, torch.log(avg.clamp_min(1e-8)))
+    got = merged.pred_sem_seg.data.reshape(H, W)
+    assert torch.equal(got, labels)
+    assert (got.numpy() == gt).mean() > (avg.argmax(0).numpy() == gt).mean()
