@@ -5,6 +5,11 @@
 # under data/pretrained/ and point init_cfg.checkpoint at it.
 _base_ = './deeplabv2_r101_voc12aug_pseudo.py'
 model = dict(
+    # OpenMMLab weights: RGB input normalised with the ImageNet mean / std
+    data_preprocessor=dict(
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
     backbone=dict(
         _delete_=True,
         type='ResNetV1c',

@@ -65,7 +65,19 @@ def convert(ckpt, backbone_only=False):
     with torch.device('meta'):
         reference = DeepLabResNet(depth=depth).state_dict()
     check_resnet_state_dict(backbone, reference, f'a ResNet-{depth}')
+    source = ckpt
+    for key in ('state_dict', 'model'):
+        if isinstance(ckpt.get(key), dict):
+            source = ckpt[key]
+            break
+    # kazuto1011 / rulixiang wrap every conv as `<unit>.conv.weight`.
+    deeplab = any(
+        isinstance(k, str) and k.endswith('.conv.weight') for k in source)
+    fmt = 'deeplab' if deeplab else 'torchvision/mmseg'
+    if isinstance(ckpt.get('meta'), dict):  # an mmwsss file converted again
+        fmt = ckpt['meta'].get('source_format', fmt)
     meta = {'depth': depth, 'stage_blocks': list(blocks),
+            'source_format': fmt,
             'converter': CONVERTER}
     if backbone_only:
         return dict(backbone), meta
@@ -100,6 +112,10 @@ def main(argv=None):
     if not args.backbone_only and 'aspp_branches' not in meta:
         what += ' (no ASPP classifier in the source)'
     print(f'wrote {len(state)} tensors ({what}) to {args.dst}')
+    if meta['source_format'] != 'deeplab':
+        print('note: torchvision/mmseg names; a torchvision ResNet is '
+              "pytorch-style (stride in the 3x3 conv): build DeepLabResNet with "
+              "style='pytorch' for it")
 
 
 if __name__ == '__main__':

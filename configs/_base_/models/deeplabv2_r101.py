@@ -6,11 +6,12 @@
 #   python tools/model_converters/deeplab_resnet_to_mmwsss.py IN.pth \
 #       data/pretrained/deeplab_resnet101_imagenet_mmwsss.pth --backbone-only
 # test_cfg.crf: 'deeplab_resnet' (10 iterations, Gaussian (1, 3), bilateral (67, 3, 4)).
+# Caffe-converted DeepLab weights expect BGR input with the mean subtracted (no std).
 data_preprocessor = dict(
     type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
+    mean=[104.008, 116.669, 122.675],
+    std=[1.0, 1.0, 1.0],
+    bgr_to_rgb=False,
     pad_val=0,
     seg_pad_val=255)
 model = dict(
@@ -22,6 +23,7 @@ model = dict(
         type='DeepLabResNet',
         depth=101,
         out_indices=(3, ),
+        stem_pool_ceil_mode=True,  # as Caffe / kazuto1011 for every input size
         init_cfg=dict(
             type='Pretrained',
             checkpoint='data/pretrained/deeplab_resnet101_imagenet_mmwsss.pth')),

@@ -1,4 +1,4 @@
-"""DeepLab-v2 ResNet backbone (caffe-style MSRA ResNet-101, output stride 8, frozen BN)."""
+"""DeepLab-v2 ResNet backbone (caffe-style ResNet-101, output stride 8, frozen BN)."""
 import copy
 from collections import defaultdict
 from typing import List, Optional, Sequence, Union
