@@ -7,9 +7,12 @@ them, applying a registered pseudo-label rule and writing ``<out_dir>/<img_id>.p
 on its own inputs, so the output is identical whatever the number of worker processes
 and whether a run was interrupted and restarted (finished ids are skipped).
 """
+import contextlib
+import glob
 import multiprocessing as mp
 import os
 import os.path as osp
+import signal
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -156,9 +159,18 @@ def collect_tasks(dataset,
 _WORKER: Dict = {}
 
 
+def _terminate(signum, frame):  # pragma: no cover - runs in worker processes
+    raise SystemExit(128 + signum)
+
+
 def _init_worker(rule_cfg, num_classes: int, overwrite: bool,
-                 evaluate: bool) -> None:
+                 evaluate: bool, in_pool: bool = False) -> None:
     from mmwsss.pseudo import build_pseudo_label_rule
+    if in_pool:
+        # Ctrl-C reaches the whole process group: the parent decides. When it stops
+        # the pool (SIGTERM), unwind through atomic_write so no temporary file stays.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, _terminate)
     _WORKER.update(
         rule=build_pseudo_label_rule(rule_cfg),
         num_classes=num_classes,
@@ -203,6 +215,15 @@ def process_task(task: PseudoLabelTask) -> dict:
                 f'num_classes={num_classes}')
         rule = w['rule']
         image = saliency = None
+        if task.img_path is not None and not rule.requires_image:
+            from PIL import Image
+            with Image.open(task.img_path) as im:  # reads the header only
+                size = (im.height, im.width)
+            if size != rec.shape:
+                raise ValueError(
+                    f'{where}: CAM size {rec.shape} differs from the image '
+                    f'{task.img_path!r} of size {size}; CAMs must be at the '
+                    'original image size')
         if rule.requires_image:
             image = read_rgb(task.img_path)
             if image.shape[:2] != rec.shape:
@@ -271,6 +292,11 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
     """
     workers = max(1, int(workers))
     init_args = (rule_cfg, num_classes, overwrite, evaluate)
+    # temporary files of a run that was killed (SIGKILL, power loss) are garbage
+    for folder in sorted({osp.dirname(t.out_path) for t in tasks}):
+        for tmp in glob.glob(osp.join(glob.escape(folder), '.*.png.*.tmp')):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
     bar = None
     if progress:
         from mmengine.utils import ProgressBar
@@ -285,7 +311,8 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
     else:
         ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods()
                              else 'spawn')
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=init_args)
+        pool = ctx.Pool(workers, initializer=_init_worker,
+                        initargs=init_args + (True, ))
         try:
             chunk = max(1, min(16, len(tasks) // (workers * 8) or 1))
             for r in pool.imap(process_task, tasks, chunksize=chunk):

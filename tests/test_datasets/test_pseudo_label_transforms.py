@@ -171,12 +171,6 @@ def test_after_resize_with_crf_rule_raises(toy_ds, cam_dir):
     assert '(64, 64)' in msg and '(128, 128)' in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='CAMToPseudoLabel only compares the image size with the CAM size when '
-    'the rule needs the image (a CRF): after a Resize a rule without CRF '
-    '(ThresholdBackground) silently returns a gt_seg_map at the original CAM '
-    'size (128x128) next to the resized 64x64 image instead of a ValueError')
 def test_after_resize_without_crf_raises(toy_ds, cam_dir):
     info = toy_ds.get_data_info(IDX)
     pipe = _compose(

@@ -5,7 +5,8 @@ A tool subprocess spends about 4 s importing torch & co, so the module-scoped fi
 ``runs`` starts every subprocess of the module at once (a few at a time, in threads)
 and the tests only read the results. Most error cases run the tool's ``__main__``
 in-process (``runpy``: the same argument parsing, error handler and exit message
-without the imports); two of them, and every successful run, are real subprocesses.
+without the imports); three of them, and every successful run, are real
+subprocesses.
 """
 import contextlib
 import io
@@ -59,8 +60,10 @@ def _cmd(py, toy_root, cam_dir, out, *extra):
             ['--cfg-options', f'train_dataloader.dataset.data_root={toy_root}'])
 
 
-def _run(args, timeout=300):
-    return subprocess.run(args, cwd=REPO, env=run_env(), capture_output=True,
+def _run(args, timeout=300, env=None):
+    full_env = run_env()
+    full_env.update(env or {})
+    return subprocess.run(args, cwd=REPO, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -104,11 +107,15 @@ def _pngs(folder):
     return sorted(f for f in os.listdir(folder) if f.endswith('.png'))
 
 
-def _assert_clean(folder, size=(128, 128)):
-    """No temporary files; every PNG is complete and readable."""
-    names = os.listdir(folder)
-    assert not [n for n in names if n.startswith('.')], names
-    for name in names:
+def _temp_files(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith('.'))
+
+
+def _assert_complete(folder, size=(128, 128)):
+    """Every (non-hidden) file is a complete, readable palette PNG."""
+    for name in os.listdir(folder):
+        if name.startswith('.'):
+            continue
         assert name.endswith('.png'), name
         path = osp.join(folder, name)
         with Image.open(path) as img:
@@ -117,6 +124,18 @@ def _assert_clean(folder, size=(128, 128)):
             assert img.mode == 'P'
             arr = np.asarray(img)
         assert arr.shape == size
+
+
+def _assert_clean(folder, size=(128, 128)):
+    """No temporary files; every PNG is complete and readable."""
+    assert not _temp_files(folder), os.listdir(folder)
+    _assert_complete(folder, size)
+
+
+def _assert_no_temp_files(folder):
+    """A stopped pool leaves no temporary file (workers unwind atomic_write on
+    SIGTERM)."""
+    assert not _temp_files(folder), _temp_files(folder)
 
 
 def _read(path):
@@ -164,6 +183,28 @@ def cams(toy, tmp_path_factory):
         save_cam(cam_path(out, i), _gt_cams(toy['gts'][i], toy['labels'][i], n),
                  toy['labels'][i], num_classes=NUM_CLASSES)
     return out
+
+
+# ``python slow_io.py TOOL ARGS``: the tool with a slow CAM read for one id and slow
+# PNG writes (inside the temporary-file window of ``atomic_write``); the patches are
+# inherited by the forked pool workers.
+SLOW_IO_WRAPPER = '''
+import os, runpy, sys, time
+import PIL.Image
+import mmwsss.pseudo.job as job
+_save, _load = PIL.Image.Image.save, job.load_cam
+def save(self, fp, *args, **kwargs):
+    _save(self, fp, *args, **kwargs)
+    time.sleep(float(os.environ['SLOW_WRITE_S']))
+def load_cam(path):
+    if os.environ['SLOW_LOAD_ID'] in path:
+        time.sleep(2)
+    return _load(path)
+PIL.Image.Image.save = save
+job.load_cam = load_cam
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
 
 
 def _error_cases(toy, cams, base, py):
@@ -223,6 +264,22 @@ def _error_cases(toy, cams, base, py):
     case('num_classes', d, '--rule', 'ThresholdBackground', '--workers', '1',
          sub=True)
 
+    # one worker fails (num_classes mismatch of the first id, its CAM read
+    # slowed down by 2 s) while the other one is inside an atomic PNG write
+    # (slowed down by 8 s, the temporary file is open): the job stops
+    d = cam_copy('leak')
+    first = toy['ids'][0]
+    save_cam(cam_path(d, first),
+             _gt_cams(toy['gts'][first], toy['labels'][first], 0),
+             toy['labels'][first], num_classes=20)
+    wrapper = str(base / 'slow_io.py')
+    with open(wrapper, 'w') as f:
+        f.write(SLOW_IO_WRAPPER)
+    case('leak', d, '--rule', 'ThresholdBackground', '--workers', '2',
+         sub=True)
+    cases['leak']['cmd'].insert(1, wrapper)
+    cases['leak']['env'] = dict(SLOW_LOAD_ID=first, SLOW_WRITE_S='8')
+
     # output folders that cannot be written
     blocker = str(base / 'a_file')
     with open(blocker, 'w') as f:
@@ -260,16 +317,16 @@ def _interrupted_job(cmd, out):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    names = os.listdir(out)
     first = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    # check the state left by the interrupt before re-running
-    clean_error = None
+    # the state left by the interrupt, before re-running
+    complete_error = None
     try:
-        _assert_clean(out)
+        _assert_complete(out)
     except AssertionError as e:
-        clean_error = str(e)
-    return dict(first=first, running=running, names=names,
-                clean_error=clean_error, second=_run(cmd))
+        complete_error = str(e)
+    return dict(first=first, running=running, pngs=_pngs(out),
+                temp_files=_temp_files(out), complete_error=complete_error,
+                second=_run(cmd))
 
 
 @pytest.fixture(scope='module')
@@ -303,7 +360,8 @@ def runs(toy, cams, tmp_path_factory, python_exe):
     errors = _error_cases(toy, cams, base, python_exe)
     for name, c in errors.items():
         if c['sub']:
-            jobs['error_' + name] = lambda c=c: _run(c['cmd'])
+            jobs['error_' + name] = lambda c=c: _run(c['cmd'],
+                                                     env=c.get('env'))
 
     with ThreadPoolExecutor(PARALLEL) as ex:
         futs = {k: ex.submit(f) for k, f in jobs.items()}
@@ -485,15 +543,11 @@ def test_error_size_mismatch(runs):
     assert '(64, 64)' in msg and '(128, 128)' in msg
     assert 'original image size' in msg
     # stopped by an error in a pool worker: whatever was written is complete
-    _assert_clean(c['out'])
+    _assert_complete(c['out'])
     assert BAD + '.png' not in _pngs(c['out'])
+    _assert_no_temp_files(c['out'])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='process_task compares the CAM size with the image only when the '
-    'rule needs the image (a CRF) or the saliency map: ThresholdBackground '
-    'without CRF writes a 64x64 label for the 128x128 image and exits 0')
 def test_error_size_mismatch_without_crf(runs):
     c = runs['errors']['size_plain']
     msg = _error_line(c['p'])
@@ -518,6 +572,14 @@ def test_error_num_classes_mismatch_midway(runs, toy):
     _assert_clean(c['out'])
     k = toy['ids'].index(BAD)
     assert _pngs(c['out']) == sorted(i + '.png' for i in toy['ids'][:k])
+
+
+def test_no_temp_file_left_when_a_worker_fails(runs, toy):
+    c = runs['errors']['leak']
+    msg = _error_line(c['p'])
+    assert toy['ids'][0] in msg and 'num_classes=20' in msg
+    _assert_complete(c['out'])
+    assert _temp_files(c['out']) == []
 
 
 def test_error_output_not_creatable(runs):
@@ -549,11 +611,14 @@ def test_keyboard_interrupt_then_resume(runs):
     first = r['first']
     assert first.returncode != 0
     assert 'interrupted' in first.stderr, first.stderr[-3000:]
-    assert r['clean_error'] is None, r['clean_error']
-    done = len(r['names'])
-    assert 0 < done < N_TRAIN, r['names']
+    assert r['complete_error'] is None, r['complete_error']
+    done = len(r['pngs'])
+    assert 0 < done < N_TRAIN, r['pngs']
     second = _ok(r['second'])
     assert _counts(second) == (f'wrote {N_TRAIN - done} pseudo labels, kept '
                                f'{done} existing ones')
-    _assert_clean(r['out'])
+    _assert_complete(r['out'])
     assert _bytes(r['out']) == _bytes(runs['confident']['out'])
+    # a worker busy in C code (CRF, PNG encoder) sees its KeyboardInterrupt
+    # late; the main process may terminate it first (see the test above)
+    assert _temp_files(r['out']) == r['temp_files'] == []

@@ -52,13 +52,15 @@ class CAMToPseudoLabel(BaseTransform):
                 f'image {img_id!r}: CAMToPseudoLabel needs the CAMs: put '
                 'LoadCAMFromFile before it in the pipeline')
         image = saliency = None
+        for key, what in (('img', 'image'), ('gt_saliency', 'saliency map')):
+            arr = results.get(key)
+            if arr is not None and tuple(arr.shape[:2]) != tuple(rec.shape):
+                raise ValueError(
+                    f'image {img_id!r}: the {what} is {tuple(arr.shape[:2])} but '
+                    f'its CAMs are {tuple(rec.shape)}: put CAMToPseudoLabel before '
+                    'any resize / crop (CAMs are at the original size)')
         if self.rule.requires_image:
             image = results['img']
-            if image.shape[:2] != rec.shape:
-                raise ValueError(
-                    f'image {img_id!r}: the image is {image.shape[:2]} but its '
-                    f'CAMs are {rec.shape}: put CAMToPseudoLabel before any '
-                    'resize / crop (CAMs are at the original size)')
             if self.channel_order == 'bgr':
                 image = image[..., ::-1]
             image = np.ascontiguousarray(image, dtype=np.uint8)
