@@ -1,21 +1,18 @@
 """DeepLab-v2 ResNet backbone (caffe-style ResNet-101, output stride 8, frozen BN)."""
-import copy
-from collections import defaultdict
 from typing import List, Optional, Sequence, Union
 
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model.weight_init import PretrainedInit, update_init_info
-from mmengine.runner import CheckpointLoader
 from mmseg.models.backbones.resnet import ResNet
 
 from mmwsss.registry import MODELS
+from .pretrained_mixin import ConvertedPretrainedMixin
 from .resnet_weights import (check_resnet_state_dict,
                              convert_deeplab_resnet_state_dict)
 
 
 @MODELS.register_module()
-class DeepLabResNet(ResNet):
+class DeepLabResNet(ConvertedPretrainedMixin, ResNet):
     """The ResNet-101 of DeepLab-v2: caffe-style, dilated to output stride 8, frozen BN.
 
     Chen et al., "DeepLab: Semantic Image Segmentation with Deep Convolutional Nets,
@@ -135,69 +132,6 @@ class DeepLabResNet(ResNet):
                                   for i in self.out_indices)
 
     # ------------------------------------------------------------------ init
-    def _init_cfg_list(self) -> List[dict]:
-        if not self.init_cfg:
-            return []
-        cfgs = self.init_cfg
-        return list(cfgs) if isinstance(cfgs, (list, tuple)) else [cfgs]
-
-    def _pretrained_cfgs(self) -> List[dict]:
-        return [
-            c for c in self._init_cfg_list()
-            if c.get('type') in ('Pretrained', 'PretrainedInit', PretrainedInit)
-        ]
-
-    def init_weights(self) -> None:
-        """Initialise the weights; a ``Pretrained`` init_cfg loads a ResNet file.
-
-        Non-``Pretrained`` init_cfg entries are applied by MMEngine first. The
-        ``Pretrained`` checkpoint is read with ``CheckpointLoader.load_checkpoint``
-        (``map_location='cpu'``), converted by
-        :func:`convert_deeplab_resnet_state_dict` and loaded strictly (every key,
-        shapes checked by :func:`check_resnet_state_dict`).
-        """
-        pretrained = self._pretrained_cfgs()
-        if not pretrained or getattr(self, '_is_init', False):
-            super().init_weights()
-            return
-        if len(pretrained) > 1:
-            raise ValueError('DeepLabResNet: more than one Pretrained init_cfg: '
-                             f'{pretrained}')
-        cfg = pretrained[0]
-        if not cfg.get('checkpoint'):
-            raise ValueError('DeepLabResNet: the Pretrained init_cfg needs '
-                             f'`checkpoint`, got {cfg}')
-        # Mirror BaseModule's top-level bookkeeping so that the initialisation
-        # log records the pretrained load (BaseModule would dump it before).
-        top_level = not hasattr(self, '_params_init_info')
-        if top_level:
-            info = defaultdict(dict)
-            for param in self.parameters():
-                info[param]['init_info'] = (
-                    'The value is the same before and after calling '
-                    f'`init_weights` of {self.__class__.__name__} ')
-                info[param]['tmp_mean_value'] = param.data.mean().cpu()
-            for m in self.modules():
-                m._params_init_info = info
-        original = self.init_cfg
-        others = [c for c in self._init_cfg_list() if c not in pretrained]
-        self.init_cfg = copy.deepcopy(others) or None
-        try:
-            super().init_weights()
-            self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
-            update_init_info(
-                self,
-                init_info=f'Loaded from {cfg["checkpoint"]} by '
-                f'{self.__class__.__name__}.init_weights (Pretrained)')
-            if top_level:
-                self._dump_init_info()
-        finally:
-            self.init_cfg = original
-            if top_level:
-                for m in self.modules():
-                    if hasattr(m, '_params_init_info'):
-                        del m._params_init_info
-
     def load_pretrained(self,
                         checkpoint: str,
                         prefix: Optional[str] = None) -> None:
@@ -214,18 +148,7 @@ class DeepLabResNet(ResNet):
                 the missing blocks are named).
             ValueError: only tensor shapes differ.
         """
-        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-        if prefix:
-            pre = prefix if prefix.endswith('.') else prefix + '.'
-            picked = {
-                k[len(pre):]: v
-                for k, v in state.items() if k.startswith(pre)
-            }
-            if not picked:
-                raise KeyError(f'DeepLabResNet: no key of {checkpoint!r} starts '
-                               f'with prefix {prefix!r}')
-            state = picked
+        state = self._read_state_dict(checkpoint, prefix)
         try:
             converted = convert_deeplab_resnet_state_dict(state)
             check_resnet_state_dict(

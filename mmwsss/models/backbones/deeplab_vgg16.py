@@ -1,16 +1,13 @@
 """DeepLab-style VGG-16 backbone (OAA classifier, DeepLab-v1 LargeFOV, plain VGG-16)."""
-import copy
-from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import PretrainedInit, update_init_info
-from mmengine.runner import CheckpointLoader
 
 from mmwsss.registry import MODELS
+from .pretrained_mixin import ConvertedPretrainedMixin
 from .vgg_weights import VGG16_CONV_INDICES, convert_vgg16_state_dict
 
 # Conv channels of the five VGG-16 stages and the number of convs in each.
@@ -32,7 +29,7 @@ _DILATIONS = {
 
 
 @MODELS.register_module()
-class DeepLabVGG16(BaseModule):
+class DeepLabVGG16(ConvertedPretrainedMixin, BaseModule):
     """VGG-16 conv1_1–conv5_3 with the DeepLab / OAA output-stride-8 changes.
 
     Variants (all have the 13 VGG-16 3×3 convs, each followed by ReLU, no BN):
@@ -175,74 +172,14 @@ class DeepLabVGG16(BaseModule):
                 if m.bias is not None:
                     nn.init.constant_(m.bias, 0)
 
-    def _init_cfg_list(self) -> List[dict]:
-        if not self.init_cfg:
-            return []
-        cfgs = self.init_cfg
-        return list(cfgs) if isinstance(cfgs, (list, tuple)) else [cfgs]
-
-    def _pretrained_cfgs(self) -> List[dict]:
-        return [
-            c for c in self._init_cfg_list()
-            if c.get('type') in ('Pretrained', 'PretrainedInit', PretrainedInit)
-        ]
+    def _check_pretrained(self) -> None:
+        if self.width != 1.0:
+            raise ValueError(self._width_error())
 
     def _width_error(self) -> str:
         return (f'DeepLabVGG16: width={self.width} changes the conv channels, '
                 'so a pretrained VGG-16 checkpoint (init_cfg type=Pretrained) '
                 'cannot be loaded; use width=1.0 or drop the Pretrained init_cfg')
-
-    def init_weights(self) -> None:
-        """Initialise the weights; a ``Pretrained`` init_cfg loads a VGG-16 file.
-
-        Non-``Pretrained`` init_cfg entries are applied by MMEngine first. The
-        ``Pretrained`` checkpoint is read with ``CheckpointLoader.load_checkpoint``
-        (``map_location='cpu'``), converted by :func:`convert_vgg16_state_dict` and
-        loaded strictly (all 13 convs, shapes checked).
-        """
-        pretrained = self._pretrained_cfgs()
-        if not pretrained or getattr(self, '_is_init', False):
-            super().init_weights()
-            return
-        if len(pretrained) > 1:
-            raise ValueError('DeepLabVGG16: more than one Pretrained init_cfg: '
-                             f'{pretrained}')
-        if self.width != 1.0:
-            raise ValueError(self._width_error())
-        cfg = pretrained[0]
-        if not cfg.get('checkpoint'):
-            raise ValueError('DeepLabVGG16: the Pretrained init_cfg needs '
-                             f'`checkpoint`, got {cfg}')
-        # Mirror BaseModule's top-level bookkeeping so that the initialisation
-        # log records the pretrained load (BaseModule would dump it before).
-        top_level = not hasattr(self, '_params_init_info')
-        if top_level:
-            info = defaultdict(dict)
-            for param in self.parameters():
-                info[param]['init_info'] = (
-                    'The value is the same before and after calling '
-                    f'`init_weights` of {self.__class__.__name__} ')
-                info[param]['tmp_mean_value'] = param.data.mean().cpu()
-            for m in self.modules():
-                m._params_init_info = info
-        original = self.init_cfg
-        others = [c for c in self._init_cfg_list() if c not in pretrained]
-        self.init_cfg = copy.deepcopy(others) or None
-        try:
-            super().init_weights()
-            self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
-            update_init_info(
-                self,
-                init_info=f'Loaded from {cfg["checkpoint"]} by '
-                f'{self.__class__.__name__}.init_weights (Pretrained)')
-            if top_level:
-                self._dump_init_info()
-        finally:
-            self.init_cfg = original
-            if top_level:
-                for m in self.modules():
-                    if hasattr(m, '_params_init_info'):
-                        del m._params_init_info
 
     def load_pretrained(self,
                         checkpoint: str,
@@ -256,18 +193,7 @@ class DeepLabVGG16(BaseModule):
         """
         if self.width != 1.0:
             raise ValueError(self._width_error())
-        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-        if prefix:
-            pre = prefix if prefix.endswith('.') else prefix + '.'
-            picked = {
-                k[len(pre):]: v
-                for k, v in state.items() if k.startswith(pre)
-            }
-            if not picked:
-                raise KeyError(f'DeepLabVGG16: no key of {checkpoint!r} starts '
-                               f'with prefix {prefix!r}')
-            state = picked
+        state = self._read_state_dict(checkpoint, prefix)
         try:
             converted = convert_vgg16_state_dict(state)
         except KeyError as e:
