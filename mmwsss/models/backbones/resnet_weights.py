@@ -41,6 +41,9 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
+from .state_dict_utils import (format_names, rename_state_dict,
+                               unwrap_state_dict)
+
 __all__ = [
     'ResNetStateDictError', 'convert_deeplab_resnet_state_dict',
     'extract_deeplab_aspp', 'infer_resnet_stage_blocks', 'infer_resnet_depth',
@@ -100,17 +103,6 @@ _ASPP_MMWSSS = re.compile(
 _ASPP_ANY = re.compile(_PREFIX + r'(?:decode_head\.)?aspp\.')
 
 
-def _unwrap(checkpoint: Mapping) -> Mapping:
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError('expected a state dict (a mapping of names to tensors), '
-                        f'got {type(checkpoint).__name__}')
-    for key in ('state_dict', 'model'):
-        inner = checkpoint.get(key)
-        if isinstance(inner, Mapping):
-            return inner
-    return checkpoint
-
-
 def _unit(stage: int, block: int, k: int, is_conv: bool, param: str) -> str:
     """mmseg name of conv/bn ``k`` (1-3, 0 = shortcut) of a block."""
     base = f'layer{stage}.{block}.'
@@ -144,9 +136,7 @@ def _target_name(key: str) -> Optional[str]:
 
 
 def _fmt(names: List[str], limit: int = 12) -> str:
-    shown = ', '.join(names[:limit])
-    return shown + (f', ... ({len(names) - limit} more)'
-                    if len(names) > limit else '')
+    return format_names(names, limit)
 
 
 _ORDER = {'conv1': 0, 'bn1': 1, 'conv2': 2, 'bn2': 3, 'conv3': 4, 'bn3': 5,
@@ -184,26 +174,9 @@ def convert_deeplab_resnet_state_dict(
             with the expected formats.
         TypeError: ``state_dict`` is not a mapping.
     """
-    state_dict = _unwrap(state_dict)
-    converted: Dict[str, torch.Tensor] = {}
-    sources: Dict[str, str] = {}
-    unknown, duplicates = [], []
-    for key, value in state_dict.items():
-        if not isinstance(key, str):
-            unknown.append(repr(key))
-            continue
-        target = _target_name(key)
-        if target is None:
-            unknown.append(key)
-            continue
-        if not target:
-            continue
-        if target in converted:
-            duplicates.append(f'{sources[target]!r} and {key!r} -> {target}')
-            continue
-        converted[target] = value if isinstance(
-            value, torch.Tensor) else torch.as_tensor(value)
-        sources[target] = key
+    state_dict = unwrap_state_dict(state_dict)
+    converted, unknown, duplicates = rename_state_dict(state_dict,
+                                                       _target_name)
 
     problems = []
     if unknown:
@@ -256,7 +229,7 @@ def extract_deeplab_aspp(state_dict: Mapping,
             ``aspp.stages.c0.conv.weight``), duplicates, a branch without weight or
             bias, or non-contiguous branch indices.
     """
-    state_dict = _unwrap(state_dict)
+    state_dict = unwrap_state_dict(state_dict)
     found: Dict[Tuple[int, str], torch.Tensor] = {}
     sources: Dict[Tuple[int, str], str] = {}
     bad, duplicates = [], []

@@ -27,6 +27,9 @@ from typing import Dict, List, Mapping, Tuple
 
 import torch
 
+from .state_dict_utils import (format_names, rename_state_dict,
+                               unwrap_state_dict)
+
 __all__ = [
     'VGG16_CONV_INDICES', 'VGG16_CONV_NAMES', 'VGGStateDictError',
     'convert_vgg16_state_dict'
@@ -59,17 +62,6 @@ _DROPPED = re.compile(
     r'|(?:features\.)?fc[678]|conv[678]\.)')
 
 
-def _unwrap(checkpoint: Mapping) -> Mapping:
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError('expected a state dict (a mapping of names to tensors), '
-                        f'got {type(checkpoint).__name__}')
-    for key in ('state_dict', 'model'):
-        inner = checkpoint.get(key)
-        if isinstance(inner, Mapping):
-            return inner
-    return checkpoint
-
-
 def _target_name(key: str):
     """The DeepLabVGG16 name for ``key``, ``''`` to drop it, ``None`` if unknown."""
     m = _TORCHVISION.match(key)
@@ -89,9 +81,7 @@ def _target_name(key: str):
 
 
 def _fmt(names: List[str], limit: int = 20) -> str:
-    shown = ', '.join(names[:limit])
-    return shown + (f', ... ({len(names) - limit} more)'
-                    if len(names) > limit else '')
+    return format_names(names, limit)
 
 
 def convert_vgg16_state_dict(state_dict: Mapping) -> Dict[str, torch.Tensor]:
@@ -110,26 +100,9 @@ def convert_vgg16_state_dict(state_dict: Mapping) -> Dict[str, torch.Tensor]:
         VGGStateDictError: (a ``KeyError``) for unknown keys, missing
             convolutions or duplicate sources; the message lists them all.
     """
-    state_dict = _unwrap(state_dict)
-    converted: Dict[str, torch.Tensor] = {}
-    sources: Dict[str, str] = {}
-    unknown, duplicates = [], []
-    for key, value in state_dict.items():
-        if not isinstance(key, str):
-            unknown.append(repr(key))
-            continue
-        target = _target_name(key)
-        if target is None:
-            unknown.append(key)
-            continue
-        if not target:
-            continue
-        if target in converted:
-            duplicates.append(f'{sources[target]!r} and {key!r} -> {target}')
-            continue
-        converted[target] = value if isinstance(
-            value, torch.Tensor) else torch.as_tensor(value)
-        sources[target] = key
+    state_dict = unwrap_state_dict(state_dict)
+    converted, unknown, duplicates = rename_state_dict(state_dict,
+                                                       _target_name)
 
     expected = [
         f'features.{i}.{p}' for i in VGG16_CONV_INDICES
