@@ -1,9 +1,11 @@
 """Test (and evaluate) a checkpoint (MMSeg-compatible flags).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]
+        [--show-dir DIR] [--tta] [--metrics-out FILE.json]
+        [--cfg-options k=v ...] [--launcher ...]
 """
 import argparse
+import json
 import os
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
@@ -26,6 +28,8 @@ def parse_args():
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--tta', action='store_true', help='test time augmentation')
+    parser.add_argument(
+        '--metrics-out', help='write the evaluation metrics to this JSON file')
     add_common_args(
         parser, work_dir_help='the dir where evaluation results are dumped')
     return parse_common(parser)
@@ -45,6 +49,19 @@ def trigger_visualization_hook(cfg, args):
     if args.show_dir:
         cfg.visualizer['save_dir'] = args.show_dir
     return cfg
+
+
+def _jsonable(obj):
+    """Metrics as JSON types (numpy / torch scalars and arrays included)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, 'tolist'):
+        return obj.tolist()
+    if hasattr(obj, 'item'):
+        return obj.item()
+    return obj
 
 
 def main():
@@ -67,7 +84,14 @@ def main():
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    run(cfg, 'test')
+    metrics = run(cfg, 'test')
+    if args.metrics_out:
+        from mmengine.dist import is_main_process
+
+        from mmwsss.utils.io import atomic_write
+        if is_main_process():
+            with atomic_write(args.metrics_out, 'w') as f:
+                json.dump(_jsonable(metrics or {}), f, indent=2)
 
 
 if __name__ == '__main__':

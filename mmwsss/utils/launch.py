@@ -169,14 +169,17 @@ def teardown_distributed() -> None:
         torch_dist.destroy_process_group()
 
 
-def run(cfg: Config, mode: str) -> None:
-    """Set up the device, build the Runner, run ``train`` or ``test``, tear down."""
+def run(cfg: Config, mode: str):
+    """Set up the device, build the Runner, run ``train`` or ``test``, tear down.
+
+    Returns what the Runner returns (the metrics dict for ``test``)."""
     if mode not in ('train', 'test'):
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
     setup_device(cfg)
     runner = build_runner(cfg)
-    getattr(runner, mode)()
+    result = getattr(runner, mode)()
     teardown_distributed()
+    return result
 
 
 def build_split_dataset(config: str, split: str, cfg_options=None):

@@ -81,10 +81,16 @@ def test_resume_continues(trained):
 
 def test_test_tool_loads_checkpoint(trained, toy_root, python_exe):
     work, _, _ = trained
+    metrics = osp.join(work, 'metrics.json')
     p = _ok(_run([python_exe, 'tools/test.py', CONFIG,
                   osp.join(work, 'iter_4.pth'), '--work-dir', work,
+                  '--metrics-out', metrics,
                   '--cfg-options', f'test_dataloader.dataset.data_root={toy_root}']))
     assert 'mIoU' in p.stdout + p.stderr
+    import json
+    with open(metrics) as f:
+        m = json.load(f)
+    assert 0 <= m['mIoU'] <= 100
 
 
 def test_num_classes_mismatch_is_reported(toy_root, tmp_path, python_exe):
