@@ -1,0 +1,137 @@
+"""Collect the figures of a `make demo` run into summary.json, print them as a table
+and draw overview.png (image, GT, CAM, OAA map, pseudo label, prediction).
+
+    python tools/misc/demo_summary.py WORK_DIR [--data-root data/toy] [--num-images 4]
+
+WORK_DIR is the demo's work dir (tools/demo.sh): seeds_cam.json, seeds_oaa.json,
+pseudo_labels.json, seg_{pseudo,gt}_metrics_crf-{None,deeplab_vgg}.json, the CAM and
+OAA-map folders and the segmentation checkpoints.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+import mmwsss  # noqa: E402,F401
+
+import numpy as np  # noqa: E402
+
+
+def _load(path: str) -> dict:
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path!r} is missing: run the demo stage that writes it '
+            '(bash tools/demo.sh resumes where it stopped)')
+    with open(path) as f:
+        return json.load(f)
+
+
+def collect(work: str) -> dict:
+    seg = {}
+    for v in ('pseudo', 'gt'):
+        for crf in ('None', 'deeplab_vgg'):
+            m = _load(osp.join(work, f'seg_{v}_metrics_crf-{crf}.json'))
+            seg[(v, crf)] = float(m['mIoU'])
+    pl = _load(osp.join(work, 'pseudo_labels.json'))
+    return {
+        'seed_miou': {
+            'cam': _load(osp.join(work, 'seeds_cam.json'))['mIoU'],
+            'oaa': _load(osp.join(work, 'seeds_oaa.json'))['mIoU'],
+        },
+        'pseudo_label_miou': pl['mIoU'],
+        'pseudo_label_ignored_ratio': pl['ignored_ratio'],
+        'seg_miou': {
+            'pseudo': seg[('pseudo', 'None')],
+            'gt': seg[('gt', 'None')]
+        },
+        'seg_miou_crf': {
+            'pseudo': seg[('pseudo', 'deeplab_vgg')],
+            'gt': seg[('gt', 'deeplab_vgg')]
+        },
+    }
+
+
+def table(s: dict) -> str:
+    rows = [
+        ('seeds: plain CAM (train)', s['seed_miou']['cam']),
+        ('seeds: OAA cumulative maps (train)', s['seed_miou']['oaa']),
+        ('pseudo labels (train, labelled pixels)', s['pseudo_label_miou']),
+        ('LargeFOV on pseudo labels (val)', s['seg_miou']['pseudo']),
+        ('  + dense CRF', s['seg_miou_crf']['pseudo']),
+        ('LargeFOV on GT, upper bound (val)', s['seg_miou']['gt']),
+        ('  + dense CRF', s['seg_miou_crf']['gt']),
+    ]
+    w = max(len(r[0]) for r in rows)
+    lines = [f"{'stage'.ljust(w)}  mIoU (%)", '-' * (w + 10)]
+    lines += [
+        f'{name.ljust(w)}  ' + ('     n/a' if value is None else f'{value:8.2f}')
+        for name, value in rows
+    ]
+    return '\n'.join(lines)
+
+
+def overview(work: str, data_root: str, out: str, num: int) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from mmseg.apis import inference_model, init_model
+
+    from mmwsss.utils.cam_io import cam_path, load_cam
+    from mmwsss.utils.io import read_label_png, read_split_ids, voc_palette
+    from mmwsss.pseudo.job import read_rgb
+    ids = read_split_ids(
+        osp.join(data_root, 'ImageSets', 'Segmentation', 'train.txt'))[:num]
+    palette = voc_palette()
+    ckpt = open(osp.join(work, 'seg_pseudo', 'last_checkpoint')).read().strip()
+    cfg = 'configs/toy/largefov_r18_toy_pseudo.py'
+    model = init_model(cfg, ckpt, device='cpu')
+    cols = ['image', 'GT', 'CAM', 'OAA map', 'pseudo label', 'prediction']
+    fig, axes = plt.subplots(len(ids), len(cols),
+                             figsize=(2.2 * len(cols), 2.2 * len(ids)))
+    axes = np.atleast_2d(axes)
+    for r, img_id in enumerate(ids):
+        img_path = osp.join(data_root, 'JPEGImages', img_id + '.jpg')
+        img = read_rgb(img_path)
+        gt = read_label_png(
+            osp.join(data_root, 'SegmentationClass', img_id + '.png'))
+        cam = load_cam(cam_path(osp.join(work, 'cams'), img_id)).dense().max(0)
+        oaa = load_cam(cam_path(osp.join(work, 'cls', 'oaa_maps'),
+                                img_id)).dense().max(0)
+        pseudo = read_label_png(
+            osp.join(data_root, 'PseudoLabels', 'demo', img_id + '.png'))
+        pred = inference_model(model, img_path).pred_sem_seg.data[0].numpy()
+        panels = [img, palette[gt], cam, oaa, palette[pseudo],
+                  palette[pred.astype(np.uint8)]]
+        for c, (ax, p) in enumerate(zip(axes[r], panels)):
+            ax.imshow(p, cmap='jet' if p.ndim == 2 else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(cols[c], fontsize=9)
+    fig.tight_layout()
+    from mmwsss.utils.io import atomic_write
+    with atomic_write(out) as f:
+        fig.savefig(f, format='png', dpi=80)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('work_dir')
+    p.add_argument('--data-root', default='data/toy')
+    p.add_argument('--num-images', type=int, default=4)
+    args = p.parse_args(argv)
+    from mmwsss.utils.io import atomic_write
+    summary = collect(args.work_dir)
+    with atomic_write(osp.join(args.work_dir, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    print(table(summary))
+    png = osp.join(args.work_dir, 'overview.png')
+    overview(args.work_dir, args.data_root, png, args.num_images)
+    print(f"\nwrote {osp.join(args.work_dir, 'summary.json')} and {png}")
+
+
+if __name__ == '__main__':
+    main()
