@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
-from mmwsss.utils.io import read_label_png
+from mmwsss.utils.io import data_info_gt_path, data_info_id, read_label_png
 from .metrics.seed_sweep import (check_thresholds, confusions_from_histogram,
                                  seed_scores, sweep_histogram)
 
@@ -102,20 +102,6 @@ def _shown(ids: List[str], n: int = 5) -> str:
     return ', '.join(ids[:n]) + (' ...' if len(ids) > n else '')
 
 
-def _item_gt_path(info: dict) -> Optional[str]:
-    if info.get('gt_seg_map_path'):
-        return info['gt_seg_map_path']
-    if 'pseudo_label_path' not in info:  # plain MMSeg dataset: seg map is the GT
-        return info.get('seg_map_path')
-    return None
-
-
-def _item_id(info: dict) -> str:
-    if info.get('img_id'):
-        return str(info['img_id'])
-    return osp.splitext(osp.basename(info['img_path']))[0]
-
-
 def attention_counts(rec, gt: np.ndarray, ignore_index: int,
                      out: np.ndarray, rel_threshold: float = 0.5) -> np.ndarray:
     """Add one image's attention-quality counts to ``out`` (K, 3).
@@ -197,8 +183,8 @@ def evaluate_cam_dir(cam_dir: str,
     no_gt = []
     for i in range(n):
         info = dataset.get_data_info(i)
-        img_id = _item_id(info)
-        gt_path = _item_gt_path(info)
+        img_id = data_info_id(info)
+        gt_path = data_info_gt_path(info)
         if gt_path is None:
             no_gt.append(img_id)
         items.append((img_id, gt_path))

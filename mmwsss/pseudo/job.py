@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
-from mmwsss.utils.io import read_label_png, save_png_atomic, voc_palette
+from mmwsss.utils.io import (data_info_gt_path, data_info_id, read_label_png,
+                             save_png_atomic, voc_palette)
 
 __all__ = [
     'PseudoLabelTask', 'collect_tasks', 'run_pseudo_label_job',
@@ -60,20 +61,6 @@ def read_saliency(path: str) -> np.ndarray:
     return arr
 
 
-def _item_id(info: dict) -> str:
-    if info.get('img_id'):
-        return str(info['img_id'])
-    return osp.splitext(osp.basename(info['img_path']))[0]
-
-
-def _item_gt(info: dict) -> Optional[str]:
-    if info.get('gt_seg_map_path'):
-        return info['gt_seg_map_path']
-    if 'pseudo_label_path' not in info:
-        return info.get('seg_map_path')
-    return None
-
-
 def collect_tasks(dataset,
                   cam_dir: str,
                   out_dir: str,
@@ -105,7 +92,7 @@ def collect_tasks(dataset,
     tasks, no_cam, no_img, no_sal, no_gt = [], [], [], [], []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
-        img_id = _item_id(info)
+        img_id = data_info_id(info)
         cpath = cam_path(cam_dir, img_id)
         if (img_id + CAM_SUFFIX) not in present and not osp.isfile(cpath):
             no_cam.append(img_id)
@@ -120,7 +107,7 @@ def collect_tasks(dataset,
         img = info.get('img_path')
         if need_image and (img is None or not osp.isfile(img)):
             no_img.append(img_id)
-        gt = _item_gt(info)
+        gt = data_info_gt_path(info)
         if need_gt and (gt is None or not osp.isfile(gt)):
             no_gt.append(img_id)
         tasks.append(

@@ -231,3 +231,20 @@ def voc_xml_names(path: str) -> Sequence[str]:
         obj.findtext('name').strip() for obj in root.iter('object')
         if obj.findtext('name')
     ]
+
+
+def data_info_id(info: dict) -> str:
+    """The image id of a dataset item (``img_id``, else the image file stem)."""
+    if info.get('img_id'):
+        return str(info['img_id'])
+    return osp.splitext(osp.basename(info['img_path']))[0]
+
+
+def data_info_gt_path(info: dict) -> Optional[str]:
+    """The GT mask of a dataset item: ``gt_seg_map_path`` (mmwsss datasets with a
+    pseudo-label folder), else ``seg_map_path`` of a plain dataset; None if none."""
+    if info.get('gt_seg_map_path'):
+        return info['gt_seg_map_path']
+    if 'pseudo_label_path' not in info:
+        return info.get('seg_map_path')
+    return None

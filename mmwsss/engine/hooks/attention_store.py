@@ -80,9 +80,6 @@ class AttentionStore:
             out.setdefault(i, {})[c] = m
         return out
 
-    def classes_of(self, img_id: str) -> List[int]:
-        return sorted(c for i, c in self._maps if i == str(img_id))
-
     @property
     def nbytes(self) -> int:
         return sum(m.nbytes for m in self._maps.values())
