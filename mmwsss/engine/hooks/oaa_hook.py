@@ -356,10 +356,6 @@ class OAAHook(Hook):
             self.previous.merge_ranks([g[1] for g in gathered])
         for g in gathered:
             self.ori_shapes.update(g[2])
-        # merged entries are not "dirty" again
-        self.cumulative.pop_dirty()
-        if self.previous is not None:
-            self.previous.pop_dirty()
 
     # ------------------------------------------------------------ checkpoint
     def state_nbytes(self) -> int:
