@@ -263,6 +263,14 @@ def pseudo_label_scores(confusion: np.ndarray, ignored: int, valid: int,
         class_names=list(class_names))
 
 
+def _remove_temp_files(tasks: Sequence[PseudoLabelTask]) -> None:
+    """Delete ``atomic_write`` temporary files in the output folders."""
+    for folder in sorted({osp.dirname(t.out_path) for t in tasks}):
+        for tmp in glob.glob(osp.join(glob.escape(folder), '.*.png.*.tmp')):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+
+
 def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
                          rule_cfg,
                          num_classes: int,
@@ -280,10 +288,7 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
     workers = max(1, int(workers))
     init_args = (rule_cfg, num_classes, overwrite, evaluate)
     # temporary files of a run that was killed (SIGKILL, power loss) are garbage
-    for folder in sorted({osp.dirname(t.out_path) for t in tasks}):
-        for tmp in glob.glob(osp.join(glob.escape(folder), '.*.png.*.tmp')):
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+    _remove_temp_files(tasks)
     bar = None
     if progress:
         from mmengine.utils import ProgressBar
@@ -312,6 +317,9 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
             raise
         finally:
             pool.join()
+            # a worker stopped at the wrong instant may not have unwound its
+            # atomic write; every worker has exited here, so what is left is garbage
+            _remove_temp_files(tasks)
     if bar is not None:
         print()
     summary = dict(
