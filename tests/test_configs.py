@@ -53,3 +53,33 @@ def test_mmseg_deeplabv3plus_config_is_inherited():
     assert cfg.model.decode_head.type == 'DepthwiseSeparableASPPHead'
     assert cfg.train_dataloader.dataset.type == 'VOCWSSSDataset'
     assert cfg.train_dataloader.dataset.data_prefix.pseudo_label_path
+
+
+SEG_CONFIGS = [p for p in CONFIGS if osp.basename(p).startswith(
+    ('largefov_', 'deeplabv2_'))]
+
+
+@pytest.mark.parametrize('path', SEG_CONFIGS,
+                         ids=[osp.relpath(p, REPO) for p in SEG_CONFIGS])
+def test_seg_config_tta_builds(path):
+    """`tools/test.py CONFIG CKPT --tta` (multi-scale + flip + one CRF): the TTA
+    pipeline's transforms and the CRF of the TTA model build."""
+    import torch
+    from mmengine.config import Config
+
+    from mmwsss.registry import MODELS, TRANSFORMS
+    from mmwsss.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(path)
+    assert cfg.tta_model.type == 'CRFSegTTAModel'
+    for t in cfg.tta_pipeline:
+        TRANSFORMS.build(t)
+    tta = cfg.tta_model.to_dict()
+    module = cfg.model.to_dict()
+    _strip_pretrained(module)
+    tta['module'] = module
+    with torch.device('meta'):
+        model = MODELS.build(tta)
+    assert model.crf is not None
+    # one CRF after the merge, none per view
+    assert model.module.test_cfg.get('crf') is None

@@ -5,7 +5,8 @@
 #   [3] seeds: CAM export + seed evaluation of CAM and OAA maps
 #   [4] pseudo labels (OAA saliency rule + dense CRF) + their quality
 #   [5] DeepLab-LargeFOV on the pseudo labels  [6] the same on GT (upper bound)
-#   [7] evaluation (with test-time CRF), summary.json, overview.png
+#   [7] evaluation (single scale, and multi-scale + flip + CRF), summary.json,
+#       overview.png
 # Re-running skips finished stages (training resumes from its last checkpoint).
 # DEMO_FAST=1 runs a shortened version (for CI).
 set -euo pipefail
@@ -24,7 +25,13 @@ if [ "${DEMO_FAST:-0}" = "1" ]; then
 fi
 DROOT=(train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA"
        test_dataloader.dataset.data_root="$DATA")
-stage() { echo; echo "== [$1/7] $2"; date +%T; }
+T0=$SECONDS
+TS=$SECONDS
+stage() {
+  [ "$1" -gt 1 ] && echo "   (stage $(( $1 - 1 )) took $(( SECONDS - TS )) s)"
+  TS=$SECONDS
+  echo; echo "== [$1/7] $2"; date +%T
+}
 
 stage 1 "toy dataset -> $DATA"
 "$PY" tools/misc/make_toy_dataset.py --out "$DATA" --overwrite "${TOY_ARGS[@]}"
@@ -48,10 +55,11 @@ stage 3 "seeds: tools/export_cams.py + tools/eval_seeds.py (CAM and OAA maps)"
 "$PY" tools/eval_seeds.py "$WORK/cls/oaa_maps" configs/toy/oaa_r18_toy.py --no-progress \
   --out "$WORK/seeds_oaa.json" --cfg-options "${DROOT[@]}" | tail -n 1
 
-stage 4 "pseudo labels: tools/make_pseudo_labels.py (SaliencyBackground + CRF)"
-"$PY" tools/make_pseudo_labels.py configs/toy/cam_r18_toy.py "$WORK/cams" \
-  --out "$DATA/PseudoLabels/demo" --rule SaliencyBackground \
-  --rule-options crf=irn_label --workers 2 --eval --json "$WORK/pseudo_labels.json" \
+stage 4 "pseudo labels: tools/make_pseudo_labels.py (OAA saliency rule + dense CRF)"
+# the rule is the config's pseudo_label_rule: SaliencyBackground + the irn label CRF
+# with its kernel scaled to the 128-px toy images
+"$PY" tools/make_pseudo_labels.py configs/toy/oaa_r18_toy.py "$WORK/cams" \
+  --out "$DATA/PseudoLabels/demo" --workers 2 --eval --json "$WORK/pseudo_labels.json" \
   --cfg-options "${DROOT[@]}" | tail -n 1
 
 stage 5 "DeepLab-LargeFOV on pseudo labels: tools/train.py configs/toy/largefov_r18_toy_pseudo.py"
@@ -63,16 +71,20 @@ stage 6 "DeepLab-LargeFOV on GT: tools/train.py configs/toy/largefov_r18_toy_gt.
 "$PY" tools/train.py configs/toy/largefov_r18_toy_gt.py --work-dir "$WORK/seg_gt" \
   --resume --cfg-options "${DROOT[@]}" "${SEG_OPTS[@]}"
 
-stage 7 "evaluation: tools/test.py (+ dense CRF), summary"
+stage 7 "evaluation: tools/test.py (single scale; --tta = multi-scale + flip + CRF), summary"
 for v in pseudo gt; do
-  for crf in None deeplab_vgg; do
-    out="$WORK/seg_${v}_metrics_crf-${crf}.json"
+  for mode in single tta; do
+    out="$WORK/seg_${v}_metrics_${mode}.json"
     [ -f "$out" ] && continue
+    extra=()
+    [ "$mode" = tta ] && extra=(--tta)
+    echo "tools/test.py configs/toy/largefov_r18_toy_${v}.py ${extra[*]:-}"
     "$PY" tools/test.py "configs/toy/largefov_r18_toy_${v}.py" \
       "$(cat "$WORK/seg_${v}/last_checkpoint")" --work-dir "$WORK/seg_${v}/test" \
-      --metrics-out "$out" --cfg-options "${DROOT[@]}" model.test_cfg.crf=$crf \
-      > "$WORK/seg_${v}_test_crf-${crf}.log" 2>&1 || {
-        cat "$WORK/seg_${v}_test_crf-${crf}.log"; exit 1; }
+      --metrics-out "$out" "${extra[@]}" --cfg-options "${DROOT[@]}" \
+      > "$WORK/seg_${v}_test_${mode}.log" 2>&1 || {
+        cat "$WORK/seg_${v}_test_${mode}.log"; exit 1; }
   done
 done
 "$PY" tools/misc/demo_summary.py "$WORK" --data-root "$DATA"
+echo "   (stage 7 took $(( SECONDS - TS )) s; demo total $(( SECONDS - T0 )) s)"

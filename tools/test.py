@@ -85,13 +85,11 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     metrics = run(cfg, 'test')
-    if args.metrics_out:
-        from mmengine.dist import is_main_process
-
+    # the process group is gone after run(): the launcher's RANK tells rank 0
+    if args.metrics_out and os.environ.get('RANK', '0') == '0':
         from mmwsss.utils.io import atomic_write
-        if is_main_process():
-            with atomic_write(args.metrics_out, 'w') as f:
-                json.dump(_jsonable(metrics or {}), f, indent=2)
+        with atomic_write(args.metrics_out, 'w') as f:
+            json.dump(_jsonable(metrics or {}), f, indent=2)
 
 
 if __name__ == '__main__':

@@ -14,3 +14,6 @@ _base_ = [
 optim_wrapper = dict(optimizer=dict(lr=2.5e-4))
 train_dataloader = dict(
     dataset=dict(data_prefix=dict(pseudo_label_path='PseudoLabels/oaa')))
+# tools/test.py CONFIG CKPT --tta: the papers' protocol, multi-scale + flip (tta_pipeline of
+# the dataset config), softmax averaged, then one dense CRF (crf=None: no CRF).
+tta_model = dict(type='CRFSegTTAModel', crf='deeplab_resnet')

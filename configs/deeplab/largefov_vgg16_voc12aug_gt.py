@@ -7,3 +7,6 @@ _base_ = [
     '../_base_/datasets/voc12_aug_deeplab.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_deeplab_20k.py'
 ]
+# tools/test.py CONFIG CKPT --tta: the papers' protocol, multi-scale + flip (tta_pipeline of
+# the dataset config), softmax averaged, then one dense CRF (crf=None: no CRF).
+tta_model = dict(type='CRFSegTTAModel', crf='deeplab_vgg')

@@ -15,3 +15,6 @@ _base_ = [
 ]
 train_dataloader = dict(
     dataset=dict(data_prefix=dict(pseudo_label_path='PseudoLabels/oaa')))
+# tools/test.py CONFIG CKPT --tta: the papers' protocol, multi-scale + flip (tta_pipeline of
+# the dataset config), softmax averaged, then one dense CRF (crf=None: no CRF).
+tta_model = dict(type='CRFSegTTAModel', crf='deeplab_vgg')

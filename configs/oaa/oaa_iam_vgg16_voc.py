@@ -41,3 +41,5 @@ test_dataloader = val_dataloader
 # the IAM has no meaningful image scores: seeds only
 val_evaluator = [dict(type='SeedIoUMetric')]
 test_evaluator = val_evaluator
+# tools/make_pseudo_labels.py: OAA's proxy labels from the IAM maps (as oaa_vgg16_voc.py).
+pseudo_label_rule = dict(type='SaliencyBackground')

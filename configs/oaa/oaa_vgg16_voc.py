@@ -27,3 +27,7 @@ custom_hooks = [
         export_dir='oaa_maps',
         export_interpolation='bicubic'),
 ]
+# tools/make_pseudo_labels.py with this config: OAA's proxy labels ([C] gen_gt.py,
+# oaa.md §2.8; needs --saliency-dir with the DSS saliency maps). The official code runs no
+# CRF here; add one with --rule-options crf=irn_label.
+pseudo_label_rule = dict(type='SaliencyBackground')

@@ -27,3 +27,25 @@ model = dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
             avg_non_ignore=True)),
     test_cfg=dict(mode='whole', crf=None))
+# `tools/test.py CONFIG CKPT --tta`: multi-scale + flip, softmax averaged, then one dense
+# CRF: the 'deeplab_vgg' test CRF with its bilateral range scaled to the toy's 128-px
+# images (121 px x 128 / 500 = 31 px; the VOC kernel spans the whole toy image).
+# `--cfg-options model.test_cfg.crf=deeplab_vgg` applies the unscaled CRF to single-scale
+# predictions instead.
+toy_crf = dict(preset='deeplab_vgg', bilateral=dict(sxy=31))
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale_factor=r, keep_ratio=True)
+             for r in (0.75, 1.0, 1.25)],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackWSSSInputs')],
+        ])
+]
+tta_model = dict(type='CRFSegTTAModel', crf=toy_crf)

@@ -1,5 +1,6 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: config loading with the
 MMSeg-compatible flags, and CPU-only distributed runs (gloo)."""
+import gc
 import logging
 import os
 import os.path as osp
@@ -162,11 +163,16 @@ def teardown_distributed() -> None:
     """Destroy the process group at the end of a run.
 
     Without it, a gloo run can abort at interpreter exit ("terminate called without an
-    active exception") while its communication threads are torn down.
+    active exception", SIGABRT) while its communication threads are torn down. Call it
+    after the last reference to the Runner is gone (see :func:`run`): the DDP wrapper
+    holds the process group, which otherwise outlives ``destroy_process_group`` and is
+    destroyed during interpreter finalisation.
     """
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
+        gc.collect()
         torch_dist.destroy_process_group()
+        gc.collect()
 
 
 def run(cfg: Config, mode: str):
@@ -178,6 +184,9 @@ def run(cfg: Config, mode: str):
     setup_device(cfg)
     runner = build_runner(cfg)
     result = getattr(runner, mode)()
+    # release the Runner (and its DDP wrapper, which holds the gloo process group)
+    # while the interpreter is fully alive, then destroy the group
+    del runner
     teardown_distributed()
     return result
 

@@ -75,3 +75,35 @@ def test_device_aware_ddp_drops_device_ids_on_cpu(monkeypatch):
         torch.nn.Linear(2, 2), device_ids=[0], output_device=0,
         broadcast_buffers=False)
     assert seen == dict(device_ids=None, broadcast_buffers=False)
+
+
+def test_run_releases_the_runner_before_destroying_the_process_group(
+        monkeypatch):
+    """The DDP wrapper holds the gloo process group: if the Runner is still alive
+    when the group is destroyed, the group's C++ object outlives
+    ``destroy_process_group`` and is torn down during interpreter finalisation,
+    where gloo can abort ("terminate called without an active exception")."""
+    import weakref
+
+    class FakeRunner:
+
+        def test(self):
+            return {'mIoU': 1.0}
+
+    refs = []
+    alive_at_destroy = []
+
+    def build(cfg):
+        r = FakeRunner()
+        refs.append(weakref.ref(r))
+        return r
+
+    monkeypatch.setattr(launch, 'setup_device', lambda cfg: None)
+    monkeypatch.setattr(launch, 'build_runner', build)
+    monkeypatch.setattr(launch.torch_dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(launch.torch_dist, 'barrier', lambda: None)
+    monkeypatch.setattr(
+        launch.torch_dist, 'destroy_process_group',
+        lambda: alive_at_destroy.append(refs[0]() is not None))
+    assert launch.run(Config(dict(launcher='pytorch')), 'test') == {'mIoU': 1.0}
+    assert alive_at_destroy == [False]

@@ -4,7 +4,7 @@ and draw overview.png (image, GT, CAM, OAA map, pseudo label, prediction).
     python tools/misc/demo_summary.py WORK_DIR [--data-root data/toy] [--num-images 4]
 
 WORK_DIR is the demo's work dir (tools/demo.sh): seeds_cam.json, seeds_oaa.json,
-pseudo_labels.json, seg_{pseudo,gt}_metrics_crf-{None,deeplab_vgg}.json, the CAM and
+pseudo_labels.json, seg_{pseudo,gt}_metrics_{single,tta}.json, the CAM and
 OAA-map folders and the segmentation checkpoints.
 """
 import argparse
@@ -31,9 +31,9 @@ def _load(path: str) -> dict:
 def collect(work: str) -> dict:
     seg = {}
     for v in ('pseudo', 'gt'):
-        for crf in ('None', 'deeplab_vgg'):
-            m = _load(osp.join(work, f'seg_{v}_metrics_crf-{crf}.json'))
-            seg[(v, crf)] = float(m['mIoU'])
+        for mode in ('single', 'tta'):
+            m = _load(osp.join(work, f'seg_{v}_metrics_{mode}.json'))
+            seg[(v, mode)] = float(m['mIoU'])
     pl = _load(osp.join(work, 'pseudo_labels.json'))
     return {
         'seed_miou': {
@@ -42,13 +42,15 @@ def collect(work: str) -> dict:
         },
         'pseudo_label_miou': pl['mIoU'],
         'pseudo_label_ignored_ratio': pl['ignored_ratio'],
+        # single-scale test
         'seg_miou': {
-            'pseudo': seg[('pseudo', 'None')],
-            'gt': seg[('gt', 'None')]
+            'pseudo': seg[('pseudo', 'single')],
+            'gt': seg[('gt', 'single')]
         },
-        'seg_miou_crf': {
-            'pseudo': seg[('pseudo', 'deeplab_vgg')],
-            'gt': seg[('gt', 'deeplab_vgg')]
+        # tools/test.py --tta: multi-scale + flip, then one dense CRF
+        'seg_miou_tta_crf': {
+            'pseudo': seg[('pseudo', 'tta')],
+            'gt': seg[('gt', 'tta')]
         },
     }
 
@@ -59,9 +61,9 @@ def table(s: dict) -> str:
         ('seeds: OAA cumulative maps (train)', s['seed_miou']['oaa']),
         ('pseudo labels (train, labelled pixels)', s['pseudo_label_miou']),
         ('LargeFOV on pseudo labels (val)', s['seg_miou']['pseudo']),
-        ('  + dense CRF', s['seg_miou_crf']['pseudo']),
+        ('  + multi-scale, flip, CRF', s['seg_miou_tta_crf']['pseudo']),
         ('LargeFOV on GT, upper bound (val)', s['seg_miou']['gt']),
-        ('  + dense CRF', s['seg_miou_crf']['gt']),
+        ('  + multi-scale, flip, CRF', s['seg_miou_tta_crf']['gt']),
     ]
     w = max(len(r[0]) for r in rows)
     lines = [f"{'stage'.ljust(w)}  mIoU (%)", '-' * (w + 10)]

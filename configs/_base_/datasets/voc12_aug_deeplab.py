@@ -22,6 +22,25 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackWSSSInputs'),
 ]
+# `tools/test.py CONFIG CKPT --tta`: the papers' multi-scale test (oaa.md A14: scales
+# 0.5-1.5 + flip, softmax averaged), followed by one dense CRF in the model config's
+# `tta_model` (CRFSegTTAModel).
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale_factor=r, keep_ratio=True)
+             for r in img_ratios],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackWSSSInputs')],
+        ])
+]
 train_dataloader = dict(
     batch_size=10,
     num_workers=4,
