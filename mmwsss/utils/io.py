@@ -26,12 +26,33 @@ class MissingIdError(KeyError):
         return str(self.args[0]) if self.args else ''
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    with contextlib.suppress(OSError, ValueError):
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode(path: str) -> int:
+    """The mode ``open(path, 'w')`` would give: the existing file's, else 0o666
+    less the umask (``mkstemp`` creates 0o600 files, unreadable by a group)."""
+    with contextlib.suppress(OSError):
+        return os.stat(path).st_mode & 0o7777
+    return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = 'wb'):
     """Open a temporary file next to ``path``; rename it to ``path`` on success.
 
     On any exception (including KeyboardInterrupt) the temporary file is removed
-    and ``path`` is left untouched.
+    and ``path`` is left untouched. The file gets the permissions a plain ``open``
+    would give it (umask; an existing file keeps its mode).
     """
     path = osp.abspath(path)
     folder = osp.dirname(path)
@@ -41,6 +62,7 @@ def atomic_write(path: str, mode: str = 'wb'):
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

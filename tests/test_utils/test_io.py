@@ -1,0 +1,48 @@
+"""``atomic_write``: all-or-nothing writes with the permissions of a plain open."""
+import os
+import stat
+
+import pytest
+
+from mmwsss.utils.io import atomic_write
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_atomic_write_respects_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_write(str(tmp_path / 'a.json'), 'w') as f:
+            f.write('{}')
+        with open(tmp_path / 'plain.json', 'w') as f:
+            f.write('{}')
+        # mkstemp alone would give 0o600 (unreadable for a group sharing the data)
+        assert _mode(tmp_path / 'a.json') == _mode(tmp_path / 'plain.json') == 0o644
+        os.umask(0o077)
+        with atomic_write(str(tmp_path / 'b.json'), 'w') as f:
+            f.write('{}')
+        assert _mode(tmp_path / 'b.json') == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_atomic_write_keeps_the_mode_of_an_existing_file(tmp_path):
+    p = tmp_path / 'x.txt'
+    p.write_text('old')
+    os.chmod(p, 0o640)
+    with atomic_write(str(p), 'w') as f:
+        f.write('new')
+    assert p.read_text() == 'new' and _mode(p) == 0o640
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    p = tmp_path / 'x.txt'
+    p.write_text('old')
+    with pytest.raises(RuntimeError):
+        with atomic_write(str(p), 'w') as f:
+            f.write('half')
+            raise RuntimeError('stop')
+    assert p.read_text() == 'old'
+    assert sorted(os.listdir(tmp_path)) == ['x.txt']
