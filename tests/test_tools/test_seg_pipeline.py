@@ -42,8 +42,9 @@ def pseudo(toy_root, tmp_path_factory, python_exe):
     return dict(tmp=tmp, labels=labels)
 
 
-def test_largefov_trains_on_pseudo_labels_and_tests_with_crf(
-        pseudo, toy_root, python_exe):
+@pytest.fixture(scope='module')
+def trained(pseudo, toy_root, python_exe):
+    """LargeFOV trained 60 iterations on the pseudo labels (standard train tool)."""
     work = str(pseudo['tmp'] / 'work')
     opts = [
         '--cfg-options',
@@ -57,11 +58,16 @@ def test_largefov_trains_on_pseudo_labels_and_tests_with_crf(
         'default_hooks.logger.interval=10',
     ]
     p = _ok(_run([python_exe, 'tools/train.py', CFG, '--work-dir', work] + opts))
-    log = p.stdout + p.stderr
+    return dict(work=work, log=p.stdout + p.stderr,
+                ckpt=osp.join(work, 'iter_60.pth'))
+
+
+def test_largefov_trains_on_pseudo_labels_and_tests_with_crf(
+        trained, toy_root, python_exe):
+    log, work, ckpt = trained['log'], trained['work'], trained['ckpt']
     losses = [float(x) for x in re.findall(r'decode\.loss_ce: ([0-9.]+)', log)]
     assert len(losses) >= 5, log[-2000:]
     assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses
-    ckpt = osp.join(work, 'iter_60.pth')
     assert osp.isfile(ckpt)
     test_opts = ['--cfg-options', f'test_dataloader.dataset.data_root={toy_root}']
     plain = _ok(_run([python_exe, 'tools/test.py', CFG, ckpt, '--work-dir',
@@ -74,6 +80,40 @@ def test_largefov_trains_on_pseudo_labels_and_tests_with_crf(
     ]
     assert all(0 <= m <= 100 for m in miou)
     assert miou[0] != miou[1]  # the CRF changed the predictions
+
+
+def test_tta_with_crf_single_and_two_processes_agree(
+        trained, toy_root, python_exe, tmp_path):
+    """`tools/test.py --tta` (multi-scale + flip + one CRF) and the same with
+    `tools/dist_test.sh ... 2` (gloo) give the same metrics, written by
+    --metrics-out after the process group is gone."""
+    import json
+    import socket
+
+    from tests.conftest import run_env
+    ckpt = trained['ckpt']
+    opts = ['--cfg-options', f'test_dataloader.dataset.data_root={toy_root}']
+    out1, out2 = str(tmp_path / 'one.json'), str(tmp_path / 'two.json')
+    _ok(_run([python_exe, 'tools/test.py', CFG, ckpt, '--tta', '--work-dir',
+              str(tmp_path / 'w1'), '--metrics-out', out1] + opts))
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = run_env()
+    env.update(PYTHON=python_exe, PORT=str(port))
+    import subprocess
+    p = subprocess.run(
+        ['bash', 'tools/dist_test.sh', CFG, ckpt, '2', '--tta', '--work-dir',
+         str(tmp_path / 'w2'), '--metrics-out', out2] + opts,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    with open(out1) as f:
+        one = json.load(f)
+    with open(out2) as f:
+        two = json.load(f)
+    assert one == two and 0 <= one['mIoU'] <= 100
+    # nothing else (no temporary file) next to the metrics files
+    assert sorted(os.listdir(tmp_path)) == ['one.json', 'two.json', 'w1', 'w2']
 
 
 def test_pseudo_label_folder_is_one_config_key(pseudo, toy_root):
