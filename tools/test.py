@@ -35,6 +35,22 @@ def parse_args():
     return parse_common(parser)
 
 
+def set_output_dir(cfg, out_dir):
+    """``--out``: MMSeg's IoUMetric writes the predicted label PNGs to ``out_dir``
+    (a list of evaluators: every IoUMetric in it)."""
+    evaluators = cfg.test_evaluator
+    evaluators = evaluators if isinstance(evaluators, list) else [evaluators]
+    hits = [e for e in evaluators if e.get('type') in ('IoUMetric', 'mmseg.IoUMetric')]
+    if not hits:
+        raise ValueError(
+            '--out needs an IoUMetric in test_evaluator (it writes the predicted '
+            f'label maps); this config has {[e.get("type") for e in evaluators]}. '
+            'For CAM files use tools/export_cams.py --out')
+    for e in hits:
+        e['output_dir'] = out_dir
+        e['keep_results'] = True
+
+
 def trigger_visualization_hook(cfg, args):
     default_hooks = cfg.default_hooks
     if 'visualization' not in default_hooks:
@@ -82,8 +98,7 @@ def main():
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        set_output_dir(cfg, args.out)
     metrics = run(cfg, 'test')
     # the process group is gone after run(): the launcher's RANK tells rank 0
     if args.metrics_out and os.environ.get('RANK', '0') == '0':

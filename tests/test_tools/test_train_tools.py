@@ -82,15 +82,39 @@ def test_resume_continues(trained):
 def test_test_tool_loads_checkpoint(trained, toy_root, python_exe):
     work, _, _ = trained
     metrics = osp.join(work, 'metrics.json')
+    preds = osp.join(work, 'preds')
     p = _ok(_run([python_exe, 'tools/test.py', CONFIG,
                   osp.join(work, 'iter_4.pth'), '--work-dir', work,
-                  '--metrics-out', metrics,
+                  '--metrics-out', metrics, '--out', preds,
                   '--cfg-options', f'test_dataloader.dataset.data_root={toy_root}']))
     assert 'mIoU' in p.stdout + p.stderr
     import json
     with open(metrics) as f:
         m = json.load(f)
     assert 0 <= m['mIoU'] <= 100
+    # --out: one predicted label PNG per val image
+    from mmwsss.utils.io import read_split_ids
+    ids = read_split_ids(
+        osp.join(toy_root, 'ImageSets', 'Segmentation', 'val.txt'))
+    assert sorted(os.listdir(preds)) == sorted(i + '.png' for i in ids)
+
+
+def test_test_tool_out_needs_an_iou_metric():
+    import importlib.util
+
+    from mmengine.config import Config
+    spec = importlib.util.spec_from_file_location(
+        'mmwsss_test_tool', osp.join(REPO, 'tools', 'test.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = Config(dict(test_evaluator=[
+        dict(type='MultiLabelMAPMetric'), dict(type='IoUMetric')]))
+    tool.set_output_dir(cfg, 'out')
+    assert cfg.test_evaluator[1]['output_dir'] == 'out'
+    assert 'output_dir' not in cfg.test_evaluator[0]
+    cfg = Config(dict(test_evaluator=dict(type='SeedIoUMetric')))
+    with pytest.raises(ValueError, match='--out needs an IoUMetric'):
+        tool.set_output_dir(cfg, 'out')
 
 
 def test_num_classes_mismatch_is_reported(toy_root, tmp_path, python_exe):
