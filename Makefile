@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # The compiled mmcv wheel is kept here so that a re-install on the same machine does not
-# compile again (about 7 minutes on 2 cores). Set MMWSSS_WHEEL_CACHE= to always compile.
+# compile again (about 10 minutes on 2 cores). Set MMWSSS_WHEEL_CACHE= to always compile.
 MMWSSS_WHEEL_CACHE ?= $(HOME)/.cache/mmwsss/wheels
 STAMP := $(VENV)/.mmwsss-installed
 REQS := $(wildcard requirements/*.txt) setup.py

@@ -31,7 +31,7 @@ if [ -n "$CACHE" ]; then
   wheel=$(ls "$dir"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n 1 || true)
 fi
 if [ -z "$wheel" ]; then
-  echo "[install] compiling mmcv $MMCV_VERSION with CPU ops (about 7-10 minutes on 2 cores)"
+  echo "[install] compiling mmcv $MMCV_VERSION with CPU ops (about 10 minutes on 2 cores)"
   build=$(mktemp -d)
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$PY" -m pip wheel -q --no-deps --no-build-isolation \
       --no-binary mmcv "mmcv==$MMCV_VERSION" -w "$build"
