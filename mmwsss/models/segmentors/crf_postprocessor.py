@@ -64,6 +64,22 @@ class DenseCRFPostProcessor:
     def __repr__(self):
         return f'{self.__class__.__name__}(crf={self.crf!r})'
 
+    @classmethod
+    def build(cls, cfg) -> Optional['DenseCRFPostProcessor']:
+        """A post-processor from a segmentor's CRF setting: ``None`` (no CRF), a
+        :class:`DenseCRFPostProcessor` (returned as is), a dict with
+        ``type='DenseCRFPostProcessor'`` (its other keys are the arguments), or
+        anything :func:`~mmwsss.pseudo.dense_crf.build_crf` takes (a preset name,
+        a dict of :class:`DenseCRF` arguments, a :class:`DenseCRF`)."""
+        if cfg is None or isinstance(cfg, cls):
+            return cfg
+        if isinstance(cfg, dict) and cfg.get('type') in (
+                cls.__name__, f'mmwsss.{cls.__name__}', cls):
+            args = dict(cfg)
+            args.pop('type')
+            return cls(**args)
+        return cls(crf=cfg)
+
     def __call__(self, image_rgb: np.ndarray,
                  seg_logits: Tensor) -> Tuple[Tensor, Tensor]:
         """Refine one image's logits with the dense CRF.

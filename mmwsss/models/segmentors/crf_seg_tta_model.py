@@ -36,14 +36,7 @@ class CRFSegTTAModel(SegTTAModel):
         test_cfg = getattr(self.module, 'test_cfg', None)
         if test_cfg is not None and test_cfg.get('crf') is not None:
             test_cfg['crf'] = None  # one CRF after the merge, not one per view
-        if crf is None or isinstance(crf, DenseCRFPostProcessor):
-            self.crf = crf
-        elif isinstance(crf, dict) and crf.get('type') == 'DenseCRFPostProcessor':
-            cfg = dict(crf)
-            cfg.pop('type')
-            self.crf = DenseCRFPostProcessor(**cfg)
-        else:
-            self.crf = DenseCRFPostProcessor(crf=crf)
+        self.crf = DenseCRFPostProcessor.build(crf)
 
     def merge_preds(self, data_samples_list: List) -> List:
         predictions = []

@@ -36,8 +36,6 @@ from .crf_postprocessor import DenseCRFPostProcessor
 __all__ = ['MSCEncoderDecoder']
 
 _MSC_LOSS_MODES = ('all', 'mean', 'fused')
-_CRF_PROCESSOR_TYPES = ('DenseCRFPostProcessor', 'mmwsss.DenseCRFPostProcessor',
-                        DenseCRFPostProcessor)
 
 
 @MODELS.register_module()
@@ -253,16 +251,7 @@ class MSCEncoderDecoder(EncoderDecoder):
         key = repr(cfg)
         if self._crf_cache is not None and self._crf_cache[0] == key:
             return self._crf_cache[1]
-        if cfg is None:
-            proc = None
-        elif isinstance(cfg, DenseCRFPostProcessor):
-            proc = cfg
-        elif isinstance(cfg, dict) and cfg.get('type') in _CRF_PROCESSOR_TYPES:
-            cfg_ = dict(cfg)
-            cfg_.pop('type')
-            proc = DenseCRFPostProcessor(**cfg_)
-        else:
-            proc = DenseCRFPostProcessor(crf=cfg)
+        proc = DenseCRFPostProcessor.build(cfg)
         self._crf_cache = (key, proc)
         return proc
 
