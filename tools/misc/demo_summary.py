@@ -12,11 +12,14 @@ import json
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+sys.path.insert(0, REPO)
 
 import mmwsss  # noqa: E402,F401
 
 import numpy as np  # noqa: E402
+
+from mmwsss.utils.io import atomic_write  # noqa: E402
 
 
 def _load(path: str) -> dict:
@@ -87,7 +90,7 @@ def overview(work: str, data_root: str, out: str, num: int) -> None:
         osp.join(data_root, 'ImageSets', 'Segmentation', 'train.txt'))[:num]
     palette = voc_palette()
     ckpt = open(osp.join(work, 'seg_pseudo', 'last_checkpoint')).read().strip()
-    cfg = 'configs/toy/largefov_r18_toy_pseudo.py'
+    cfg = osp.join(REPO, 'configs', 'toy', 'largefov_r18_toy_pseudo.py')
     model = init_model(cfg, ckpt, device='cpu')
     cols = ['image', 'GT', 'CAM', 'OAA map', 'pseudo label', 'prediction']
     fig, axes = plt.subplots(len(ids), len(cols),
@@ -113,7 +116,6 @@ def overview(work: str, data_root: str, out: str, num: int) -> None:
             if r == 0:
                 ax.set_title(cols[c], fontsize=9)
     fig.tight_layout()
-    from mmwsss.utils.io import atomic_write
     with atomic_write(out) as f:
         fig.savefig(f, format='png', dpi=80)
     plt.close(fig)
@@ -125,7 +127,6 @@ def main(argv=None):
     p.add_argument('--data-root', default='data/toy')
     p.add_argument('--num-images', type=int, default=4)
     args = p.parse_args(argv)
-    from mmwsss.utils.io import atomic_write
     summary = collect(args.work_dir)
     with atomic_write(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
