@@ -4,6 +4,9 @@
 #   tools/dist_train.sh configs/deeplab/deeplabv3plus_r101_voc12aug_pseudo.py 4
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-20k_voc12aug-512x512.py'
 default_scope = 'mmwsss'
+# stop at the first NaN / inf loss term, before that iteration's checkpoint
+# (mmwsss's default_runtime.py has it in custom_hooks; MMSeg's runtime does not)
+default_hooks = dict(check_invalid_loss=dict(type='CheckInvalidLossHook'))
 data_root = 'data/VOCdevkit/VOC2012'
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,7 +1,9 @@
 from .attention_store import AttentionStore
+from .check_invalid_loss_hook import CheckInvalidLossHook
 from .num_class_check_hook import WSSSNumClassCheckHook
 from .oaa_hook import OAAHook, canonical_shape
 
 __all__ = [
-    'WSSSNumClassCheckHook', 'OAAHook', 'AttentionStore', 'canonical_shape'
+    'WSSSNumClassCheckHook', 'OAAHook', 'AttentionStore', 'canonical_shape',
+    'CheckInvalidLossHook'
 ]
