@@ -83,3 +83,36 @@ def test_seg_config_tta_builds(path):
     assert model.crf is not None
     # one CRF after the merge, none per view
     assert model.module.test_cfg.get('crf') is None
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_data_preprocessor_stacks_a_training_batch(path):
+    """The model's data preprocessor stacks a training batch of images of different
+    sizes (MMSeg asserts that exactly one of `size` / `size_divisor` is set: the
+    VOC configs set neither and crashed at the first step)."""
+    import torch
+    from mmengine.config import Config
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+
+    from mmwsss.registry import MODELS
+    from mmwsss.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(path)
+    dp_cfg = cfg.model.data_preprocessor.to_dict()
+    dp = MODELS.build(dp_cfg)
+    size = dp_cfg.get('size') or (64, 72)
+    shapes = [(size[0] - 5, size[1]), (size[0], size[1] - 9)]
+    samples = []
+    for h, w in shapes:
+        ds = SegDataSample()
+        ds.gt_sem_seg = PixelData(data=torch.zeros(1, h, w, dtype=torch.long))
+        ds.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))
+        samples.append(ds)
+    data = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
+                        for h, w in shapes], data_samples=samples)
+    out = dp(data, training=True)
+    assert out['inputs'].shape[0] == 2
+    assert out['inputs'].shape[-2:] == tuple(max(s[i] for s in shapes)
+                                             for i in range(2))

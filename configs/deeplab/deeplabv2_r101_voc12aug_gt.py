@@ -6,6 +6,10 @@ _base_ = [
     '../_base_/datasets/voc12_aug_deeplab.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_deeplab_20k.py'
 ]
+# training crops smaller than crop_size are padded to it (labels with 255)
+crop_size = (321, 321)
+data_preprocessor = dict(size=crop_size)
+model = dict(data_preprocessor=data_preprocessor)
 optim_wrapper = dict(optimizer=dict(lr=2.5e-4))
 # tools/test.py CONFIG CKPT --tta: the papers' protocol, multi-scale + flip (tta_pipeline of
 # the dataset config), softmax averaged, then one dense CRF (crf=None: no CRF).

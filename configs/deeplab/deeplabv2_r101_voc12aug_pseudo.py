@@ -11,6 +11,10 @@ _base_ = [
     '../_base_/datasets/voc12_aug_deeplab.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_deeplab_20k.py'
 ]
+# training crops smaller than crop_size are padded to it (labels with 255)
+crop_size = (321, 321)
+data_preprocessor = dict(size=crop_size)
+model = dict(data_preprocessor=data_preprocessor)
 optim_wrapper = dict(optimizer=dict(lr=2.5e-4))
 train_dataloader = dict(
     dataset=dict(data_prefix=dict(pseudo_label_path='PseudoLabels/oaa')))

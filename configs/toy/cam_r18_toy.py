@@ -12,7 +12,7 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 model = dict(
-    data_preprocessor=dict(size=(128, 128)),
+    data_preprocessor=dict(size=(128, 128), size_divisor=None),
     backbone=dict(
         _delete_=True,
         type='ResNetV1c',

@@ -263,19 +263,39 @@ class VOCWSSSDataset(BaseSegDataset):
         ]
 
     def prepare_data(self, idx):
-        """Run the pipeline; errors name the image id and its files."""
-        try:
-            return super().prepare_data(idx)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as e:
-            info = self.get_data_info(idx)
-            msg = (f'{type(self).__name__}: failed to load image id '
-                   f"{info.get('img_id')!r} ({info.get('img_path')}): "
-                   f'{type(e).__name__}: {e}. If the file is corrupt, re-extract '
-                   f'it or remove the id from {self.ann_file!r}.')
+        """Run the pipeline; an error names the image id, its file and the transform
+        that failed. Only a failure while *reading* a file (a ``Load*`` transform)
+        suggests the file may be corrupt."""
+        data = self.get_data_info(idx)
+        transforms = getattr(self.pipeline, 'transforms', None)
+        if transforms is None:  # not an MMCV Compose: no per-transform report
+            transforms = [self.pipeline]
+        for t in transforms:
             try:
-                err = type(e)(msg)
-            except Exception:  # exception types with other signatures
-                err = RuntimeError(msg)
-            raise err from e
+                data = t(data)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:
+                raise self._pipeline_error(idx, t, e) from e
+            if data is None:
+                return None
+        return data
+
+    def _pipeline_error(self, idx, transform, e: Exception) -> Exception:
+        info = self.get_data_info(idx)
+        name = type(transform).__name__
+        module = type(transform).__module__.split('.')[0]
+        where = f'{module}.{name}' if module != 'mmwsss' else name
+        if name.startswith('Load'):
+            fix = (f'If the file is corrupt, re-extract it or remove the id from '
+                   f'{self.ann_file!r}.')
+        else:
+            fix = ('The files were read; the error is in this transform or its '
+                   'settings in the config pipeline.')
+        msg = (f'{type(self).__name__}: image id {info.get("img_id")!r} '
+               f'({info.get("img_path")}): transform {where} failed with '
+               f'{type(e).__name__}: {e}. {fix}')
+        try:
+            return type(e)(msg)
+        except Exception:  # exception types with other signatures
+            return RuntimeError(msg)

@@ -14,9 +14,17 @@ with a matching torchvision and a prebuilt mmcv) is left untouched:
   mmseg.models`` fails on ``mmcv._ext``. The stub lets the import succeed; any compiled op
   raises a clear error when called. Not used with the full mmcv that ``make install``
   builds.
+* :func:`fix_mmcv_adjust_hue` -- mmcv 2.1's ``adjust_hue`` (used by MMPretrain's
+  ``ColorJitter``) shifts the hue channel by ``np.uint8(hue_factor * 255)``; numpy 2
+  raises ``OverflowError: Python integer -22 out of bounds for uint8`` for every
+  negative ``hue_factor`` (about half of the images with ``hue=0.1``), where numpy 1
+  wrapped around. When numpy really raises there, ``adjust_hue`` is replaced by the same
+  function with the wrap-around made explicit (``int(hue_factor * 255) % 256``), which
+  gives numpy 1's results.
 * :func:`register_checkpoint_safe_globals` -- torch >= 2.6 loads checkpoints with
   ``weights_only=True``; MMEngine 0.10.7 checkpoints (resume, ``load_from``) contain a
-  handful of non-tensor types (``HistoryBuffer``, numpy arrays / dtypes / scalars).
+  handful of non-tensor types (``HistoryBuffer``, numpy arrays / dtypes / scalars, the
+  empty ``bytes`` buffer of an empty numpy array).
   They are allow-listed one by one with ``torch.serialization.add_safe_globals``; the
   ``weights_only`` protection is kept for everything else.
 """
@@ -114,6 +122,79 @@ def install_mmcv_ext_stub() -> bool:
     return True
 
 
+def _hue_shift_overflows() -> bool:
+    import numpy as np
+    try:
+        np.uint8(-0.1 * 255)
+    except OverflowError:
+        return True
+    return False
+
+
+def _adjust_hue(img, hue_factor: float, backend=None):
+    """:func:`mmcv.adjust_hue` with the hue rotation computed modulo 256 (numpy 2)."""
+    import cv2
+    import mmcv.image.photometric as photometric
+    import numpy as np
+    from PIL import Image
+    if backend is None:
+        backend = photometric.imread_backend
+    if backend not in ['cv2', 'pillow']:
+        raise ValueError(f'backend: {backend} is not supported.'
+                         f"Supported backends are 'cv2', 'pillow'")
+    if not (-0.5 <= hue_factor <= 0.5):
+        raise ValueError(f'hue_factor:{hue_factor} is not in [-0.5, 0.5].')
+    if not (isinstance(img, np.ndarray) and (img.ndim in {2, 3})):
+        raise TypeError('img should be ndarray with dim=[2 or 3].')
+    # numpy 1 turned e.g. -22.9 into uint8 234: truncate, then wrap around
+    shift = np.uint8(int(hue_factor * 255) % 256)
+    if backend == 'pillow':
+        assert img.dtype == np.uint8, 'Pillow backend only support uint8 type'
+        pil_image = Image.fromarray(img[..., ::-1], mode='RGB')
+        input_mode = pil_image.mode
+        if input_mode in {'L', '1', 'I', 'F'}:
+            return pil_image
+        h, s, v = pil_image.convert('HSV').split()
+        np_h = np.array(h, dtype=np.uint8)
+        with np.errstate(over='ignore'):
+            np_h += shift
+        h = Image.fromarray(np_h, 'L')
+        pil_image = Image.merge('HSV', (h, s, v)).convert(input_mode)
+        return np.array(pil_image, dtype=img.dtype)[..., ::-1]
+    dtype = img.dtype
+    img = img.astype(np.uint8)
+    hsv_img = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
+    h, s, v = cv2.split(hsv_img)
+    h = h.astype(np.uint8)
+    with np.errstate(over='ignore'):
+        h += shift
+    hsv_img = cv2.merge([h, s, v])
+    return cv2.cvtColor(hsv_img, cv2.COLOR_HSV2BGR_FULL).astype(dtype)
+
+
+def fix_mmcv_adjust_hue() -> bool:
+    """Replace ``mmcv.adjust_hue`` when numpy 2 makes it raise on negative factors.
+
+    Returns True if the shim was applied."""
+    try:
+        if importlib.util.find_spec('mmcv') is None:
+            return False
+    except (ImportError, ValueError):
+        return False
+    if not _hue_shift_overflows():
+        return False
+    import mmcv
+    import mmcv.image
+    import mmcv.image.photometric as photometric
+    if getattr(photometric.adjust_hue, '__wrapped_by_mmwsss__', False):
+        return False
+    _adjust_hue.__wrapped_by_mmwsss__ = True
+    for mod in (mmcv, mmcv.image, photometric):
+        if hasattr(mod, 'adjust_hue'):
+            mod.adjust_hue = _adjust_hue
+    return True
+
+
 def _numpy_safe_globals():
     import numpy as np
     out = [np.ndarray, np.dtype]
@@ -160,6 +241,26 @@ def _history_buffer_getattr(obj, name):
         'if you trust its source.')
 
 
+def _pickled_empty_bytes(*args):
+    """A restricted ``bytes`` constructor for checkpoints.
+
+    ``torch.save`` pickles with protocol 2, which has no opcode for ``bytes``: an
+    empty ``bytes`` object -- the data buffer of every empty numpy array, e.g. the
+    OAA maps of a checkpoint saved before any map was accumulated -- is written as the
+    call ``builtins.bytes()`` (non-empty buffers as ``_codecs.encode``, which torch
+    allows). Allow-listing the builtin ``bytes`` would let a checkpoint allocate
+    ``bytes(n)`` of any size; this stand-in, registered under the name
+    ``builtins.bytes``, only rebuilds the empty object.
+    """
+    import pickle
+    if not args:
+        return b''
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for bytes{args!r}; mmwsss only allows bytes() (the empty '
+        'buffer pickle protocol 2 writes). Load it with weights_only=False only if '
+        'you trust its source.')
+
+
 _SAFE_GLOBALS_DONE = False
 
 
@@ -176,8 +277,8 @@ def register_checkpoint_safe_globals(extra=()) -> None:
         return
     if not _SAFE_GLOBALS_DONE:
         from mmengine.logging.history_buffer import HistoryBuffer
-        add([HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] +
-            _numpy_safe_globals())
+        add([HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'),
+             (_pickled_empty_bytes, 'builtins.bytes')] + _numpy_safe_globals())
         _SAFE_GLOBALS_DONE = True
     if extra:
         add(list(extra))
@@ -187,4 +288,5 @@ def setup_compat() -> None:
     """Run every shim (idempotent). Called by ``import mmwsss``."""
     install_mmcv_ext_stub()
     fix_torchvision_ops()
+    fix_mmcv_adjust_hue()
     register_checkpoint_safe_globals()

@@ -41,6 +41,62 @@ def parse_common(parser):
     return args
 
 
+def _replace_strings(node, old: str, new: str) -> int:
+    """Replace every string equal to ``old`` in a nested config by ``new``."""
+    n = 0
+    if isinstance(node, dict):
+        for k in list(node.keys()):
+            v = node[k]
+            if isinstance(v, str) and v == old:
+                node[k] = new
+                n += 1
+            else:
+                n += _replace_strings(v, old, new)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            if isinstance(v, str) and v == old:
+                node[i] = new
+                n += 1
+            else:
+                n += _replace_strings(v, old, new)
+    return n
+
+
+def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
+    """``cfg.merge_from_dict(options)``, plus top-level *variables* that work.
+
+    A config file's top-level string variables (``data_root``, OAA+'s
+    ``attention_targets``, ...) are substituted into the dicts that use them when the
+    file is parsed, so with plain MMEngine ``--cfg-options data_root=X`` changes
+    nothing else and the run silently reads the old path. Here, when a top-level key
+    that holds a string is overridden, every other value of the config equal to its
+    old string is replaced too (the copies the parser made), and the replacement is
+    logged. Values *derived* from a variable (``data_root + '/x'``) are not copies and
+    are left alone: override their own keys.
+    """
+    if not options:
+        return cfg
+    old = {
+        k: cfg.get(k)
+        for k in options
+        if '.' not in k and isinstance(cfg.get(k, None), str)
+    }
+    cfg.merge_from_dict(options)
+    for key, old_value in old.items():
+        new_value = cfg.get(key)
+        if not isinstance(new_value, str) or new_value == old_value:
+            continue
+        body = {k: v for k, v in cfg._cfg_dict.items() if k != key}
+        n = _replace_strings(body, old_value, new_value)
+        for k, v in body.items():
+            cfg[k] = v
+        print_log(
+            f'--cfg-options {key}={new_value!r}: replaced {n} value(s) of the '
+            f'config that were copies of {key}={old_value!r}',
+            logger='current', level=logging.INFO)
+    return cfg
+
+
 def load_config(config: str,
                 cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None,
@@ -50,8 +106,7 @@ def load_config(config: str,
         raise FileNotFoundError(f'config file {config!r} does not exist')
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    merge_cfg_options(cfg, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -197,9 +252,7 @@ def build_split_dataset(config: str, split: str, cfg_options=None):
     offline tools (seed evaluation, pseudo labels)."""
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file {config!r} does not exist')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = merge_cfg_options(Config.fromfile(config), cfg_options)
     key = f'{split}_dataloader'
     if key not in cfg or not cfg[key] or 'dataset' not in cfg[key]:
         raise KeyError(f'config {config!r} has no `{key}.dataset`; pick another '

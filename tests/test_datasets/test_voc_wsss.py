@@ -220,3 +220,25 @@ def test_unknown_xml_class(toy_copy):
     open(p, 'w').write(s)
     with pytest.raises(ValueError, match="toy_train_00001.xml.*'unicorn'"):
         build(toy_copy, label_source='xml')
+
+
+def test_transform_error_names_the_transform_not_the_file(toy_root):
+    """An error in a transform after the files were read names the transform and
+    does not blame the file (it used to say "if the file is corrupt, re-extract")."""
+    from mmcv.transforms import BaseTransform
+
+    from mmwsss.registry import TRANSFORMS
+
+    @TRANSFORMS.register_module(force=True)
+    class _FailingTransformForTest(BaseTransform):
+
+        def transform(self, results):
+            raise OverflowError('Python integer -22 out of bounds for uint8')
+
+    ds = build(toy_root, pipeline=PIPELINE[:2] + [
+        dict(type='_FailingTransformForTest')] + PIPELINE[-1:])
+    with pytest.raises(OverflowError) as info:
+        ds[0]
+    msg = str(info.value)
+    assert 'toy_train_00000' in msg and '_FailingTransformForTest' in msg
+    assert 'out of bounds' in msg and 'corrupt' not in msg

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.runner import BaseLoop
 
 from mmwsss.engine.hooks import OAAHook, canonical_shape
 from mmwsss.engine.hooks.oaa_hook import STATE_KEY, _uniform
@@ -28,12 +29,22 @@ class FakeModel(nn.Module):
         self.attention_drop = nn.Identity() if drop else None
 
 
+class _TrainLoop(BaseLoop):
+    """A built train loop (what ``runner.train()`` has before loading weights)."""
+
+    def __init__(self):
+        pass
+
+    def run(self):
+        pass
+
+
 def make_runner(model=None, epoch=0, max_epochs=5, work_dir='/tmp'):
     return SimpleNamespace(
         model=model or FakeModel(), epoch=epoch, max_epochs=max_epochs,
         iter=0, max_iters=100, hooks=[], seed=0, work_dir=work_dir,
-        train_loop=SimpleNamespace(), logger=logging.getLogger('test_oaa'),
-        _resume=True)
+        train_loop=SimpleNamespace(), _train_loop=_TrainLoop(),
+        logger=logging.getLogger('test_oaa'), _resume=True)
 
 
 def sample(img_id, labels, ori=(32, 32), **meta):
@@ -328,6 +339,26 @@ def test_state_round_trip_through_torch_weights_only(tmp_path):
     runner._resume = False
     fresh.after_load_checkpoint(runner, loaded)
     assert len(fresh.cumulative) == 0
+
+
+def test_test_runs_ignore_the_maps_silently(tmp_path, caplog):
+    """A test / CAM-export run (``runner.test()``: no train loop is built) loads the
+    checkpoint's weights only; the hook neither restores nor talks about the maps."""
+    hook = new_hook(gate='none')
+    runner = make_runner()
+    started(hook, runner)
+    step(hook, runner, smap([1., 2, 0, 0]), [sample('a', [0, 1])])
+    ckpt = {}
+    hook.before_save_checkpoint(runner, ckpt)
+    for resume in (False, True):
+        test_runner = make_runner()
+        test_runner._train_loop = dict(type='EpochBasedTrainLoop')  # not built
+        test_runner._resume = resume
+        fresh = new_hook(gate='none')
+        with caplog.at_level(logging.INFO, logger='test_oaa'):
+            fresh.after_load_checkpoint(test_runner, ckpt)
+        assert len(fresh.cumulative) == 0
+        assert 'OAAHook' not in caplog.text
 
 
 def test_export_writes_cam_files_at_original_size(tmp_path):

@@ -90,3 +90,64 @@ def test_getattr_is_restricted():
     buf.seek(0)
     with pytest.raises(pickle.UnpicklingError, match='only allows'):
         torch.load(buf)
+
+
+def test_empty_numpy_arrays_load_with_weights_only():
+    """Empty numpy arrays (e.g. the OAA maps of the first checkpoint of a run, saved
+    before any map was accumulated) pickle their buffer as ``builtins.bytes()``
+    under protocol 2; they load with ``weights_only`` (issue: the first OAA
+    checkpoint could not be resumed or exported)."""
+    import numpy as np
+    ckpt = dict(oaa_state=dict(
+        image_ids=np.array([], dtype=np.str_),
+        ori_shapes=np.zeros((0, 2), np.int32),
+        data=np.zeros((0, ), np.float16)))
+    out = torch.load(_checkpoint_bytes(ckpt))
+    assert out['oaa_state']['ori_shapes'].shape == (0, 2)
+    assert out['oaa_state']['image_ids'].size == 0
+
+
+def test_bytes_is_restricted():
+    """``bytes(n)`` (allocate n bytes) is refused; only the empty object is rebuilt."""
+
+    class _BytesAttack:
+
+        def __reduce__(self):
+            return (bytes, (10, ))
+
+    buf = io.BytesIO()
+    torch.save({'x': _BytesAttack()}, buf)
+    buf.seek(0)
+    with pytest.raises(pickle.UnpicklingError, match='only allows'):
+        torch.load(buf)
+
+
+def test_adjust_hue_negative_factor():
+    """mmcv 2.1's adjust_hue raised ``OverflowError`` under numpy 2 for negative hue
+    factors (about half of the images of ``ColorJitter(hue=0.1)``); the shim gives
+    numpy 1's wrap-around result."""
+    import cv2
+    import mmcv
+    import numpy as np
+    rng = np.random.RandomState(0)
+    img = rng.randint(0, 256, (12, 10, 3)).astype(np.uint8)
+    for factor in (-0.1, -0.5, 0.0, 0.07, 0.5):
+        out = mmcv.adjust_hue(img, factor)
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
+        hsv[..., 0] = (hsv[..., 0].astype(np.int64) + int(factor * 255)) % 256
+        expect = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL)
+        np.testing.assert_array_equal(out, expect, err_msg=str(factor))
+    pil = mmcv.adjust_hue(img, -0.1, backend='pillow')
+    assert pil.shape == img.shape and pil.dtype == np.uint8
+
+
+def test_color_jitter_hue_runs_on_every_draw():
+    """MMPretrain's ColorJitter with the OAA recipe's hue=0.1 on many draws."""
+    import numpy as np
+    from mmpretrain.datasets.transforms import ColorJitter
+    t = ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1)
+    img = np.random.RandomState(1).randint(0, 256, (20, 16, 3)).astype(np.uint8)
+    np.random.seed(0)
+    for _ in range(40):
+        out = t(dict(img=img.copy()))
+        assert out['img'].shape == img.shape

@@ -38,6 +38,17 @@ from mmwsss.models.backbones.resnet_weights import (  # noqa: E402
 from mmwsss.utils.io import atomic_write  # noqa: E402
 
 CONVERTER = 'tools/model_converters/deeplab_resnet_to_mmwsss.py'
+# What the DeepLabV2 configs expect (caffe style, BGR, mean subtraction only) and what
+# to change for a torchvision ResNet (docs/getting_started.md, weights table).
+TORCHVISION_NOTE = (
+    'note: the source has torchvision / OpenMMLab names. The MSRA caffe ResNet '
+    '(e.g. resnet101_msra-6cc46731.pth, open-mmlab://detectron2/resnet101_caffe) fits '
+    'the DeepLabV2 configs as they are (caffe style, BGR input, mean subtracted, no '
+    "std). A torchvision ResNet (resnet101-*.pth) is pytorch-style and trained on RGB "
+    'input normalised by the ImageNet mean/std: run the configs with --cfg-options '
+    'model.backbone.style=pytorch model.data_preprocessor.bgr_to_rgb=True '
+    "'model.data_preprocessor.mean=[123.675,116.28,103.53]' "
+    "'model.data_preprocessor.std=[58.395,57.12,57.375]'")
 
 
 def parse_args(argv=None):
@@ -113,9 +124,7 @@ def main(argv=None):
         what += ' (no ASPP classifier in the source)'
     print(f'wrote {len(state)} tensors ({what}) to {args.dst}')
     if meta['source_format'] != 'deeplab':
-        print('note: torchvision/mmseg names; a torchvision ResNet is '
-              "pytorch-style (stride in the 3x3 conv): build DeepLabResNet with "
-              "style='pytorch' for it")
+        print(TORCHVISION_NOTE)
 
 
 if __name__ == '__main__':

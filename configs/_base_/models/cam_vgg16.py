@@ -8,7 +8,10 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    # a batch is padded to its largest image only: with the recipe's batch of 1
+    # nothing is padded (as the official code); MMSeg needs `size` or `size_divisor`
+    size_divisor=1)
 model = dict(
     type='WSClassifier',
     data_preprocessor=data_preprocessor,

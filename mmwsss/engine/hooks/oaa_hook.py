@@ -8,7 +8,7 @@ import torch
 from mmengine.dist import all_gather_object, barrier, get_dist_info
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner import BaseLoop, IterBasedTrainLoop
 from mmengine.structures import PixelData
 
 from mmwsss.registry import HOOKS
@@ -407,6 +407,10 @@ class OAAHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if STATE_KEY not in checkpoint:
+            return
+        if not isinstance(getattr(runner, '_train_loop', None), BaseLoop):
+            # a test / CAM-export run (runner.test() loads `load_from` without
+            # building the train loop): it trains nothing, the maps are not used
             return
         if not getattr(runner, '_resume', False):
             runner.logger.info(

@@ -1,5 +1,6 @@
-"""Metrics of mmwsss: seed mIoU over a background-threshold sweep and multi-label
-classification mAP."""
+"""Metrics of mmwsss: seed mIoU over a background-threshold sweep, multi-label
+classification mAP, and MMSeg's IoU metric writing VOC palette PNGs."""
+from .iou_metric import IoUMetric
 from .multilabel_map_metric import MultiLabelMAPMetric, average_precision
 from .seed_iou_metric import SeedIoUMetric
 from .seed_sweep import (DEFAULT_THRESHOLDS, check_thresholds,
@@ -7,7 +8,7 @@ from .seed_sweep import (DEFAULT_THRESHOLDS, check_thresholds,
                          seed_scores, sweep_histogram)
 
 __all__ = [
-    'SeedIoUMetric', 'MultiLabelMAPMetric', 'average_precision',
+    'IoUMetric', 'SeedIoUMetric', 'MultiLabelMAPMetric', 'average_precision',
     'DEFAULT_THRESHOLDS', 'check_thresholds', 'sweep_histogram',
     'confusions_from_histogram', 'seed_scores', 'per_threshold_loop'
 ]
