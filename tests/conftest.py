@@ -5,6 +5,7 @@ import sys
 import pytest
 
 import mmwsss  # noqa: F401  (compat shims first)
+from tests.fixtures_formats import *  # noqa: F401,F403
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
