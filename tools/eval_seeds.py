@@ -8,6 +8,12 @@ The dataset is ``cfg[f'{split}_dataloader'].dataset`` (it must have GT masks:
 ``data_prefix.seg_map_path``). Every id of the split needs ``CAM_DIR/<img_id>.npz``
 (mmwsss/utils/cam_io.py). Prints the mIoU per threshold and per-class IoU / precision /
 recall at the best threshold; ``--out`` writes them as JSON.
+
+Degenerate seeds are reported (exit status 0, the scores unchanged) with a
+``WARNING:`` line naming the CAM folder: all CAMs zero (no value above the smallest
+threshold, so every threshold gives the same mIoU: wrong checkpoint, untrained model
+or wrong CAM folder), or images whose GT classes all have all-zero CAMs (up to
+``--max-listed`` ids).
 """
 import argparse
 import json
@@ -35,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument('--thresholds', type=float, nargs='+', default=None,
                    help='background thresholds (default 0.05 0.10 ... 0.95)')
     p.add_argument('--out', help='write the results to this JSON file')
+    p.add_argument('--max-listed', type=int, default=10,
+                   help='ids listed by the warning about images without seeds '
+                   '(default 10)')
     p.add_argument('--no-progress', action='store_true',
                    help='do not show a progress bar')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -49,7 +58,8 @@ def main(argv=None):
         args.cam_dir,
         dataset,
         thresholds=args.thresholds,
-        progress=not args.no_progress)
+        progress=not args.no_progress,
+        max_listed=args.max_listed)
     print(format_seed_table(scores))
     print(f"seed mIoU {scores['best_miou'] * 100:.2f} at background threshold "
           f"{scores['best_threshold']:g} ({scores['num_images']} images, "
@@ -58,6 +68,8 @@ def main(argv=None):
     if q:
         print(f"attention maps at 50% of their max: recall {q['recall'] * 100:.2f}"
               f", noise (1 - precision) {q['noise'] * 100:.2f} (pooled)")
+    for msg in scores.get('warnings', []):
+        print(f'WARNING: {msg}')
     if args.out:
         result = scores_to_json(scores)
         result.update(

@@ -3,7 +3,7 @@
     python tools/make_pseudo_labels.py CONFIG CAM_DIR --out OUT_DIR
         [--rule NAME] [--rule-options k=v ...] [--saliency-dir DIR]
         [--split train] [--workers N] [--overwrite] [--eval] [--json F]
-        [--cfg-options k=v ...]
+        [--allow-all-ignored] [--cfg-options k=v ...]
 
 The images are those of ``cfg[f'{split}_dataloader'].dataset`` (default split: train;
 VOC12-aug configs use train_aug). The rule is ``cfg.pseudo_label_rule`` unless
@@ -17,7 +17,14 @@ Writes ``OUT_DIR/<img_id>.png`` (palette PNG: 0 background, 1..K classes, 255 ig
 each atomically; ids whose PNG exists are skipped unless ``--overwrite`` (re-run an
 interrupted job to finish it). The result does not depend on ``--workers``. With
 ``--eval`` the pseudo labels are compared with the GT masks: mIoU / precision / recall
-over the pixels they label, and the share of GT pixels they ignore.
+over the pixels they label, and the share of GT pixels they ignore (``n/a`` where a
+score is undefined, e.g. no labelled pixel).
+
+Labels that cannot be right stop the tool with a non-zero exit and a message naming
+the output folder, the rule and the likely causes: every pixel of every label is
+ignore (255), no pixel of any label is a foreground class, or (``--eval``) no pixel
+that has a GT label is labelled. The labels already written stay (complete files);
+``--allow-all-ignored`` accepts such labels (a warning, exit 0).
 """
 import argparse
 import json
@@ -48,7 +55,14 @@ def parse_args(argv=None):
                    help='rewrite labels that already exist')
     p.add_argument('--eval', action='store_true',
                    help='score the pseudo labels against the GT masks')
-    p.add_argument('--json', help='write the summary (and scores) to this file')
+    p.add_argument('--json', help='write the summary (and scores) to this file '
+                   '(not written when the labels are degenerate, see '
+                   '--allow-all-ignored)')
+    p.add_argument('--allow-all-ignored', action='store_true',
+                   help='accept labels that are all ignore (255), have no '
+                   'foreground pixel, or (--eval) label no GT pixel; without '
+                   'it such labels stop the tool with a non-zero exit (the '
+                   'labels written stay)')
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override settings of the config, key=value pairs')
@@ -78,25 +92,37 @@ def rule_config(args) -> dict:
     return rule
 
 
+class DegenerateLabelsError(ValueError):
+    """The pseudo labels cannot be right (see ``degenerate_labels_message``)."""
+
+
 def format_scores(scores: dict) -> str:
+    """Per-class table and summary line; undefined scores read ``n/a``, never
+    ``nan``."""
     from prettytable import PrettyTable
 
-    def pct(v):
-        return 'nan' if v != v else f'{100 * v:.2f}'
+    def pct(v, undefined='n/a'):
+        return undefined if v != v else f'{100 * v:.2f}'
     t = PrettyTable()
     t.add_column('Class', scores['class_names'])
     for key, name in (('iou', 'IoU'), ('precision', 'Precision'),
                       ('recall', 'Recall')):
         t.add_column(name, [pct(v) for v in scores[key]])
-    return (t.get_string() + f"\npseudo-label mIoU {pct(scores['mIoU'])}, "
-            f"pixel accuracy {pct(scores['accuracy'])} (labelled pixels), "
-            f"ignored {pct(scores['ignored_ratio'])} % of the GT pixels")
+    none = scores.get('labelled_gt_pixels', 1) == 0
+    miou = pct(scores['mIoU'], 'n/a (no labelled pixel)' if none else 'n/a')
+    acc = pct(scores['accuracy'], 'n/a')
+    ign = pct(scores['ignored_ratio'], 'n/a (no GT pixel)')
+    ign = ign + ' %' if not ign.startswith('n/a') else ign
+    return (t.get_string() + f'\npseudo-label mIoU {miou}, '
+            f'pixel accuracy {acc} (labelled pixels), '
+            f'ignored {ign} of the GT pixels')
 
 
 def main(argv=None):
     args = parse_args(argv)
     from mmwsss.pseudo import build_pseudo_label_rule
-    from mmwsss.pseudo.job import collect_tasks, run_pseudo_label_job
+    from mmwsss.pseudo.job import (collect_tasks, degenerate_labels_message,
+                                   run_pseudo_label_job)
     from mmwsss.utils.io import atomic_write
     from mmwsss.utils.launch import build_split_dataset
     rule_cfg = rule_config(args)
@@ -131,6 +157,13 @@ def main(argv=None):
                 k: dict(zip(s['class_names'], [pct(v) for v in s[k]]))
                 for k in ('iou', 'precision', 'recall')
             })
+    problem = degenerate_labels_message(summary, args.out, rule_cfg,
+                                        args.cam_dir)
+    if problem is not None:
+        if not args.allow_all_ignored:
+            raise DegenerateLabelsError(problem)
+        print(f'WARNING: {problem} (accepted: --allow-all-ignored)')
+        out['warning'] = problem
     if args.json:
         with atomic_write(args.json, 'w') as f:
             json.dump(out, f, indent=2)

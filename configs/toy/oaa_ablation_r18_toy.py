@@ -8,6 +8,7 @@
 _base_ = './oaa_r18_toy.py'
 custom_hooks = [
     dict(type='WSSSNumClassCheckHook'),
+    dict(type='CheckInvalidLossHook', interval=1),
     dict(type='OAAHook', start_epoch=1, export_dir='oaa_start1'),
     dict(type='OAAHook', start_epoch=10, export_dir='oaa_start10'),
     dict(type='OAAHook', start_epoch=20, export_dir='oaa_start20'),

@@ -6,6 +6,7 @@
 _base_ = './cam_r18_toy.py'
 custom_hooks = [
     dict(type='WSSSNumClassCheckHook'),
+    dict(type='CheckInvalidLossHook', interval=1),
     dict(
         type='OAAHook',
         fusion='max',

@@ -5,16 +5,20 @@ split is read once and added to a one-pass threshold-sweep histogram
 (:func:`~mmwsss.evaluation.metrics.seed_sweep.sweep_histogram`), so all background
 thresholds are scored for the price of one.
 """
+import logging
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from mmengine.logging import print_log
 
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
 from mmwsss.utils.io import data_info_gt_path, data_info_id, read_label_png
 from .metrics.seed_sweep import (check_thresholds, confusions_from_histogram,
-                                 seed_scores, sweep_histogram)
+                                 degenerate_seed_warnings,
+                                 gt_classes_without_seed, seed_scores,
+                                 sweep_histogram)
 
 __all__ = [
     'evaluate_cam_dir', 'format_seed_table', 'scores_to_json',
@@ -83,7 +87,9 @@ def scores_to_json(scores: Dict) -> Dict:
             for key in ('iou', 'precision', 'recall')
         },
         class_names=names,
-        **_quality_json(scores))
+        **_quality_json(scores),
+        **({'warnings': list(scores['warnings'])} if scores.get('warnings')
+           else {}))
 
 
 def _quality_json(scores: Dict) -> Dict:
@@ -143,7 +149,8 @@ def evaluate_cam_dir(cam_dir: str,
                      dataset,
                      thresholds: Optional[Sequence[float]] = None,
                      ignore_index: Optional[int] = None,
-                     progress: bool = True) -> Dict:
+                     progress: bool = True,
+                     max_listed: int = 10) -> Dict:
     """Score the seeds of every CAM file of a dataset split over a threshold sweep.
 
     Args:
@@ -154,9 +161,16 @@ def evaluate_cam_dir(cam_dir: str,
         thresholds: background thresholds (default 0.05, 0.10, ..., 0.95).
         ignore_index: GT label to skip (default: ``dataset.ignore_index`` or 255).
         progress: show a progress bar.
+        max_listed: how many ids a warning lists.
 
     Returns:
-        dict: :func:`seed_scores` output plus ``num_images`` and ``cam_dir``.
+        dict: :func:`seed_scores` output plus ``num_images``, ``cam_dir``,
+        ``empty_ids`` (ids whose GT classes all have all-zero CAMs) and
+        ``warnings`` (texts, also logged at WARNING level): the seeds are empty
+        (no CAM value above the smallest threshold, so every threshold gives the
+        same result), or some images have no seed for any of their GT classes
+        (:func:`~mmwsss.evaluation.metrics.seed_sweep.degenerate_seed_warnings`).
+        The scores are those of the seeds either way.
 
     Raises:
         FileNotFoundError: the CAM folder is missing, or ids of the split have no
@@ -208,6 +222,7 @@ def evaluate_cam_dir(cam_dir: str,
             'this split, or evaluate the split the CAMs were made for (--split)')
 
     hist = None
+    empty_ids = []  # images whose GT classes all have all-zero CAMs
     quality = np.zeros((k, 3), np.int64)  # per class: |B & G|, |B|, |G|
     bar = None
     if progress:
@@ -235,12 +250,15 @@ def evaluate_cam_dir(cam_dir: str,
                 f'CAM of id {img_id!r} ({path!r}) has size {rec.shape} but its '
                 f'GT mask {gt_path!r} has size {gt.shape}: CAMs must be saved at '
                 'the original image size (resize them back before save_cam)')
+        dense = rec.dense()
         try:
-            h = sweep_histogram(rec.dense(), gt, thr, k, ignore_index)
+            h = sweep_histogram(dense, gt, thr, k, ignore_index)
         except ValueError as e:
             raise ValueError(f'id {img_id!r} (CAM {path!r}, GT {gt_path!r}): '
                              f'{e}') from e
         hist = h if hist is None else hist + h
+        if gt_classes_without_seed(dense, gt, ignore_index):
+            empty_ids.append(img_id)
         attention_counts(rec, gt, ignore_index, quality)
         if bar is not None:
             bar.update()
@@ -250,4 +268,9 @@ def evaluate_cam_dir(cam_dir: str,
     scores['attention_quality'] = attention_quality(quality, classes[1:])
     scores['num_images'] = n
     scores['cam_dir'] = cam_dir
+    scores['empty_ids'] = empty_ids
+    scores['warnings'] = degenerate_seed_warnings(
+        hist, empty_ids, n, thr, f'the CAM folder {cam_dir!r}', max_listed)
+    for msg in scores['warnings']:
+        print_log(msg, logger='current', level=logging.WARNING)
     return scores

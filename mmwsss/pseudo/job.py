@@ -6,6 +6,11 @@ them, applying a registered pseudo-label rule and writing ``<out_dir>/<img_id>.p
 (palette PNG: 0 background, 1..K classes, 255 ignore) atomically. A task depends only
 on its own inputs, so the output is identical whatever the number of worker processes
 and whether a run was interrupted and restarted (finished ids are skipped).
+
+Degenerate results are detected (:func:`degenerate_labels_message`): every pixel of
+every label is ignore (255), no pixel of any label is a foreground class, or (with
+evaluation) no GT-labelled pixel is labelled; ``tools/make_pseudo_labels.py`` then
+exits non-zero unless ``--allow-all-ignored``.
 """
 import contextlib
 import glob
@@ -24,7 +29,8 @@ from mmwsss.utils.io import (data_info_gt_path, data_info_id, read_label_png,
 
 __all__ = [
     'PseudoLabelTask', 'collect_tasks', 'run_pseudo_label_job',
-    'pseudo_label_scores', 'read_rgb', 'read_saliency'
+    'pseudo_label_scores', 'read_rgb', 'read_saliency',
+    'degenerate_labels_message'
 ]
 
 
@@ -163,7 +169,10 @@ def _init_worker(rule_cfg, num_classes: int, overwrite: bool,
         num_classes=num_classes,
         overwrite=overwrite,
         evaluate=evaluate,
-        palette=voc_palette())
+        palette=voc_palette(),
+        # once this process has met a foreground pixel the job cannot be
+        # degenerate: existing labels need not be read just to count pixels
+        seen_foreground=False)
 
 
 def _confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int):
@@ -182,11 +191,22 @@ def _confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int):
     return conf, ignored, int(valid.sum())
 
 
+def _pixel_counts(label: np.ndarray) -> tuple:
+    """(pixels not ignored, foreground pixels) of a label map."""
+    labelled = label != 255
+    return int(labelled.sum()), int((labelled & (label > 0)).sum())
+
+
 def process_task(task: PseudoLabelTask) -> dict:
-    """Make (or reuse) one pseudo label; returns counts for the summary."""
+    """Make (or reuse) one pseudo label; returns counts for the summary.
+
+    ``labelled`` / ``foreground``: pixels of the label that are not 255 / that are
+    a class; None for an existing label that was not read (when this process has
+    already met a foreground pixel and there is no evaluation)."""
     w = _WORKER
     num_classes = w['num_classes']
     written = False
+    label = None
     if w['overwrite'] or not osp.isfile(task.out_path):
         rec = load_cam(task.cam_path)
         where = f'image {task.img_id!r} (CAM {task.cam_path!r})'
@@ -231,9 +251,15 @@ def process_task(task: PseudoLabelTask) -> dict:
         save_png_atomic(task.out_path, label.astype(np.uint8), w['palette'])
         written = True
     out = dict(img_id=task.img_id, written=written)
+    if label is None and (w['evaluate'] or not w.get('seen_foreground')):
+        label = read_label_png(task.out_path)
+    if label is not None:
+        out['labelled'], out['foreground'] = _pixel_counts(label)
+        if out['foreground']:
+            w['seen_foreground'] = True
+    else:
+        out['labelled'] = out['foreground'] = None
     if w['evaluate']:
-        if not written:
-            label = read_label_png(task.out_path)
         gt = read_label_png(task.gt_path)
         if gt.shape != label.shape:
             raise ValueError(
@@ -256,6 +282,7 @@ def pseudo_label_scores(confusion: np.ndarray, ignored: int, valid: int,
         precision = tp / pred_n
         recall = tp / gt_n
     return dict(
+        labelled_gt_pixels=int(conf.sum()),
         mIoU=float(np.nanmean(iou)) if np.isfinite(iou).any() else float('nan'),
         accuracy=float(tp.sum() / conf.sum()) if conf.sum() else float('nan'),
         ignored_ratio=float(ignored / valid) if valid else float('nan'),
@@ -326,6 +353,14 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
         num_images=len(tasks),
         written=sum(r['written'] for r in results),
         skipped=sum(not r['written'] for r in results))
+    # None: some labels were not read because a foreground pixel was seen
+    counted = [r for r in results if r.get('labelled') is not None]
+    summary['labelled_pixels'] = sum(r['labelled'] for r in counted)
+    summary['foreground_pixels'] = sum(r['foreground'] for r in counted)
+    summary['all_ignored'] = bool(results) and len(counted) == len(
+        results) and summary['labelled_pixels'] == 0
+    summary['no_foreground'] = bool(results) and len(counted) == len(
+        results) and summary['foreground_pixels'] == 0
     if evaluate:
         k1 = num_classes + 1
         conf = np.zeros((k1, k1), np.int64)
@@ -339,3 +374,52 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
         ]
         summary['scores'] = pseudo_label_scores(conf, ignored, valid, names)
     return summary
+
+
+def degenerate_labels_message(summary: dict,
+                              out_dir: str,
+                              rule_cfg=None,
+                              cam_dir: Optional[str] = None) -> Optional[str]:
+    """Why the pseudo labels of a job cannot be right, or None.
+
+    The rules, in this order (the first that holds is reported):
+
+    * every pixel of every label is ignore (255);
+    * with evaluation: no pixel that has a GT label is labelled (the
+      pseudo-label mIoU is undefined);
+    * no pixel of any label is a foreground class (all background / ignore).
+
+    Args:
+        summary: the output of :func:`run_pseudo_label_job`.
+        out_dir: the output folder (named in the message).
+        rule_cfg: the pseudo-label rule (named in the message).
+        cam_dir: the CAM folder (named in the message).
+    """
+    n = summary.get('num_images', 0)
+    if not n:
+        return None
+    scores = summary.get('scores')
+    if summary.get('all_ignored'):
+        what = (f'every pixel of all {n} pseudo label(s) in {out_dir!r} is '
+                'ignore (255)')
+    elif scores is not None and scores.get('labelled_gt_pixels', 1) == 0:
+        what = (f'the {n} pseudo label(s) in {out_dir!r} label no pixel that '
+                'has a GT label (every GT-labelled pixel is 255 in them), so '
+                'their mIoU is undefined')
+    elif summary.get('no_foreground'):
+        what = (f'no pixel of the {n} pseudo label(s) in {out_dir!r} is a '
+                'foreground class (all background or ignore)')
+    else:
+        return None
+    rule = f' by the rule {dict(rule_cfg)}' if rule_cfg else ''
+    cams = f' {cam_dir!r}' if cam_dir else ''
+    return (
+        f'{what}: labels made{rule} from these seeds cannot train a segmentor. '
+        f'Likely causes: empty CAMs{cams} (all-zero maps of an untrained model, '
+        'the wrong checkpoint or the wrong CAM folder; check them with '
+        'tools/eval_seeds.py), a threshold too high for these CAMs (the rule\'s '
+        'threshold / fg_threshold / min_fg_ratio: --rule-options ...), or '
+        'missing / empty saliency maps for a saliency rule (--saliency-dir, '
+        'data_prefix.saliency_path). The labels written are complete files: '
+        'fix the cause and re-run with --overwrite, or pass --allow-all-ignored '
+        'to accept them')

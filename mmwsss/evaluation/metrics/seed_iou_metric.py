@@ -1,3 +1,4 @@
+import logging
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -8,6 +9,7 @@ from mmengine.logging import print_log
 
 from mmwsss.registry import METRICS
 from .seed_sweep import (check_thresholds, confusions_from_histogram,
+                         degenerate_seed_warnings, gt_classes_without_seed,
                          seed_scores, sweep_histogram)
 
 
@@ -62,6 +64,13 @@ class SeedIoUMetric(BaseMetric):
     thresholds, %), ``best_threshold`` and ``mIoU@<t>`` for every threshold. A
     per-class table (IoU / precision / recall at the best threshold) is logged.
 
+    Degenerate seeds are logged at WARNING level (the values are unchanged):
+    no CAM value above the smallest threshold in the whole evaluation (every
+    threshold gives the same all-background seeds: an untrained model, a broken
+    checkpoint), or samples whose GT classes all have all-zero CAMs (up to
+    ``max_listed`` ids;
+    :func:`~mmwsss.evaluation.metrics.seed_sweep.degenerate_seed_warnings`).
+
     Args:
         thresholds (Sequence[float], optional): strictly increasing background
             thresholds in [0, 1]. Defaults to 0.05, 0.10, ..., 0.95.
@@ -69,6 +78,8 @@ class SeedIoUMetric(BaseMetric):
         cam_key (str): data-sample key of the CAMs. Defaults to ``'pred_cams'``.
         collect_device (str): ``'cpu'`` or ``'gpu'`` for distributed collection.
         prefix (str): metric name prefix. Defaults to ``'seed'``.
+        max_listed (int): ids listed by the warning about samples without
+            seeds. Defaults to 10.
     """
     default_prefix: Optional[str] = 'seed'
 
@@ -78,11 +89,13 @@ class SeedIoUMetric(BaseMetric):
                  cam_key: str = 'pred_cams',
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = 'seed',
+                 max_listed: int = 10,
                  **kwargs) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         self.thresholds = check_thresholds(thresholds)
         self.ignore_index = ignore_index
         self.cam_key = cam_key
+        self.max_listed = max_listed
 
     def _num_fg_classes(self) -> Optional[int]:
         if self.dataset_meta and self.dataset_meta.get('classes'):
@@ -115,7 +128,12 @@ class SeedIoUMetric(BaseMetric):
             flat = hist.reshape(-1)
             nz = np.flatnonzero(flat)
             index_dtype = np.int32 if flat.size < 2**31 else np.int64
-            self.results.append((k + 1, nz.astype(index_dtype), flat[nz]))
+            # 4th item: the sample's name when none of its GT classes has a
+            # non-zero CAM (for the warning of compute_metrics), else None
+            empty = str(name) if gt_classes_without_seed(
+                cams, gt, self.ignore_index) else None
+            self.results.append((k + 1, nz.astype(index_dtype), flat[nz],
+                                 empty))
 
     def total_histogram(self, results: List[Tuple]) -> np.ndarray:
         """Sum the sparse per-sample histograms into a dense (T + 1, C, C)."""
@@ -147,6 +165,11 @@ class SeedIoUMetric(BaseMetric):
             'seed mIoU per background threshold and per class:\n' +
             format_seed_table(scores),
             logger='current')
+        empty = [r[3] for r in results if len(r) > 3 and r[3] is not None]
+        for msg in degenerate_seed_warnings(
+                hist, empty, len(results), self.thresholds,
+                f'{type(self).__name__} ({self.cam_key})', self.max_listed):
+            print_log(msg, logger='current', level=logging.WARNING)
         metrics = OrderedDict()
         metrics['mIoU'] = float(np.round(scores['best_miou'] * 100, 2))
         metrics['best_threshold'] = float(scores['best_threshold'])

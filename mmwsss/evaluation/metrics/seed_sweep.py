@@ -33,7 +33,9 @@ import numpy as np
 
 __all__ = [
     'DEFAULT_THRESHOLDS', 'check_thresholds', 'sweep_histogram',
-    'confusions_from_histogram', 'seed_scores', 'per_threshold_loop'
+    'confusions_from_histogram', 'seed_scores', 'per_threshold_loop',
+    'gt_classes_without_seed', 'seeds_never_foreground',
+    'degenerate_seed_warnings'
 ]
 
 #: The default background thresholds: 0.05, 0.10, ..., 0.95 (19 values).
@@ -299,4 +301,84 @@ def per_threshold_loop(cams: np.ndarray,
         if valid is not None:
             seed = seed[valid]
         out[j] = np.bincount(gt_v * c + seed, minlength=c * c).reshape(c, c)
+    return out
+
+
+# ------------------------------------------------------- degenerate seeds
+def gt_classes_without_seed(cams: np.ndarray, gt: np.ndarray,
+                            ignore_index: int = 255) -> bool:
+    """True when ``gt`` has at least one foreground class and the CAM of every
+    such class has no positive value (all-zero maps): the image has no seed pixel
+    of any of its classes at any threshold (thresholds are >= 0).
+
+    Args:
+        cams: dense (K, H, W) CAMs (zeros for classes without a map).
+        gt: (H, W) integer GT labels (0 = bg, 1..K, ``ignore_index``).
+    """
+    cams = np.asarray(cams)
+    gt = np.asarray(gt).reshape(-1)
+    k = cams.shape[0]
+    gt = gt[(gt != ignore_index) & (gt > 0) & (gt <= k)]
+    if gt.size == 0:
+        return False
+    present = np.flatnonzero(np.bincount(gt.astype(np.int64),
+                                         minlength=k + 1)[1:])
+    return not any(bool((cams[c] > 0).any()) for c in present)
+
+
+def seeds_never_foreground(hist: np.ndarray) -> bool:
+    """True when a (summed) sweep histogram counts labelled pixels but none of
+    them has a CAM score above the smallest threshold (all in bin ``b = 0``):
+    every threshold then gives the same all-background seeds (all-zero CAMs)."""
+    hist = np.asarray(hist)
+    return bool(hist.sum() > 0 and hist[1:].sum() == 0)
+
+
+def degenerate_seed_warnings(hist: Optional[np.ndarray],
+                             empty_ids: Sequence[str],
+                             num_images: int,
+                             thresholds: Sequence[float],
+                             source: str,
+                             max_ids: int = 10) -> list:
+    """Warning texts for seeds that cannot be right (the metric values are not
+    changed; they are what the seeds give).
+
+    * every pixel is background at every threshold
+      (:func:`seeds_never_foreground`): the seeds are empty;
+    * otherwise, images whose GT classes all have all-zero CAMs
+      (:func:`gt_classes_without_seed`), listing up to ``max_ids`` ids.
+
+    Args:
+        hist: the summed (T + 1, C, C) sweep histogram (None: none).
+        empty_ids: ids of the images without a seed for any of their GT classes.
+        num_images: number of evaluated images.
+        thresholds: the background thresholds.
+        source: what the CAMs are, for the message (e.g. ``"CAM folder 'x'"``).
+        max_ids: how many ids to list.
+
+    Returns:
+        list[str]: zero, one or two messages.
+    """
+    thr = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    out = []
+    if hist is not None and seeds_never_foreground(hist):
+        out.append(
+            f'the seeds of {source} are empty: no CAM value of the '
+            f'{num_images} image(s) exceeds the smallest background threshold '
+            f'{thr[0]:g} on a labelled GT pixel, so every threshold gives the '
+            'same all-background seeds and the same mIoU. The CAMs are all '
+            'zero (or nearly): the wrong checkpoint or an untrained model was '
+            'exported, or this is the wrong CAM folder. Check the checkpoint '
+            'and re-export (tools/export_cams.py CONFIG CHECKPOINT --out '
+            'CAM_DIR)')
+    elif len(empty_ids):
+        ids = [str(i) for i in empty_ids]
+        shown = ', '.join(ids[:max_ids]) + (' ...' if len(ids) > max_ids
+                                            else '')
+        out.append(
+            f'{len(ids)} of {num_images} image(s) of {source} have all-zero '
+            'CAMs for every class of their GT mask (no seed pixel at any '
+            f'threshold): {shown}. Check the image-level labels of these ids '
+            'and how their CAMs were made (a partial or failed export, the '
+            'wrong checkpoint)')
     return out
