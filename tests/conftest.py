@@ -44,3 +44,15 @@ def run_env():
     env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
     env.setdefault('OMP_NUM_THREADS', '1')
     return env
+
+
+NO_NETWORK_DIR = osp.join(REPO, 'tests', 'no_network')
+
+
+def no_network_env(threads: int = 1):
+    """:func:`run_env` with Python-level network access blocked in the subprocess
+    (``tests/no_network/sitecustomize.py``): a download attempt fails the run."""
+    env = run_env()
+    env['PYTHONPATH'] = NO_NETWORK_DIR + os.pathsep + env['PYTHONPATH']
+    env['OMP_NUM_THREADS'] = str(threads)
+    return env

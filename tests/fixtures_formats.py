@@ -23,15 +23,17 @@ def _run_tool(args):
 
 @pytest.fixture(scope='session')
 def voc_format_root(tmp_path_factory):
-    """A VOC 2012 + SBD tree (``make_voc_format_tree``, seed 0: 4 VOC train, 3 VOC
-    val, 4 SBD-only ids) after ``tools/dataset_converters/voc_aug.py``.
+    """A VOC 2012 + SBD tree (``make_voc_format_tree``, seed 0: 3 VOC train, 2 VOC
+    val, 2 SBD-only ids; small, because every shipped VOC config trains and tests on
+    it) after ``tools/dataset_converters/voc_aug.py``.
 
     Returns the generator's dict plus ``data_root`` (= ``voc_root``, the
     ``data_root`` of the VOC configs) and ``converter_log``. Read-only for tests.
     """
     from mmwsss.datasets.format_trees import make_voc_format_tree
     root = str(tmp_path_factory.mktemp('voc_format'))
-    meta = make_voc_format_tree(root, seed=0)
+    meta = make_voc_format_tree(root, seed=0, num_voc_train=3, num_voc_val=2,
+                                num_sbd_only=2)
     log = _run_tool([
         'tools/dataset_converters/voc_aug.py', '--voc-root', meta['voc_root'],
         '--sbd-root', meta['sbd_root']

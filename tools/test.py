@@ -36,9 +36,9 @@ def parse_args():
 
 
 def set_output_dir(cfg, out_dir):
-    """``--out``: the IoUMetric writes the predicted labels to ``out_dir`` as VOC
-    palette PNGs (:class:`mmwsss.evaluation.IoUMetric`; a list of evaluators: every
-    IoUMetric in it)."""
+    """``--out``: every IoUMetric of ``test_evaluator`` becomes
+    :class:`mmwsss.evaluation.PaletteIoUMetric` (MMSeg's metric, writing the
+    predicted labels to ``out_dir`` as VOC palette PNGs)."""
     evaluators = cfg.test_evaluator
     evaluators = evaluators if isinstance(evaluators, list) else [evaluators]
     hits = [e for e in evaluators if e.get('type') in ('IoUMetric', 'mmseg.IoUMetric')]
@@ -48,8 +48,7 @@ def set_output_dir(cfg, out_dir):
             f'label maps); this config has {[e.get("type") for e in evaluators]}. '
             'For CAM files use tools/export_cams.py --out')
     for e in hits:
-        # mmwsss's IoUMetric: MMSeg's, writing VOC palette PNGs (atomically)
-        e['type'] = 'mmwsss.IoUMetric'
+        e['type'] = 'mmwsss.PaletteIoUMetric'
         e['output_dir'] = out_dir
         e['keep_results'] = True
 

@@ -2,11 +2,22 @@
 # schedule come unchanged from MMSeg's config; only the training labels are replaced by
 # mmwsss's VOC12-aug dataset pointed at a pseudo-label folder.
 #   tools/dist_train.sh configs/deeplab/deeplabv3plus_r101_voc12aug_pseudo.py 4
+# Composing with an `mmseg::` config: MMEngine tags every dict of that file with
+# `_scope_='mmseg'`, and MMSeg's loops build their dataloaders in that scope, so the
+# mmwsss datasets below carry `_scope_='mmwsss'`. MMSeg's `pretrained=
+# 'open-mmlab://resnet101_v1c'` would be downloaded: the same ImageNet file is read
+# from data/pretrained/ instead (docs/getting_started.md, weights table).
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-20k_voc12aug-512x512.py'
 default_scope = 'mmwsss'
 # stop at the first NaN / inf loss term, before that iteration's checkpoint
 # (mmwsss's default_runtime.py has it in custom_hooks; MMSeg's runtime does not)
 default_hooks = dict(check_invalid_loss=dict(type='CheckInvalidLossHook'))
+model = dict(
+    pretrained=None,
+    backbone=dict(
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='data/pretrained/resnet101_v1c-e67eebb6.pth')))
 data_root = 'data/VOCdevkit/VOC2012'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -27,6 +38,7 @@ test_pipeline = [
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
+        _scope_='mmwsss',
         type='VOCWSSSDataset',
         data_root=data_root,
         ann_file='ImageSets/Segmentation/train_aug.txt',
@@ -40,6 +52,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
+        _scope_='mmwsss',
         type='VOCWSSSDataset',
         data_root=data_root,
         ann_file='ImageSets/Segmentation/val.txt',

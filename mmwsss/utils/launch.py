@@ -101,7 +101,12 @@ def load_config(config: str,
                 cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None,
                 launcher: str = 'none') -> Config:
-    """Load a config with MMSeg's precedence: CLI > config file > config name."""
+    """Load a config with MMSeg's precedence: CLI > config file > config name.
+
+    ``config`` is a file or a shipped config named with the package scope, e.g.
+    ``mmwsss::oaa/oaa_vgg16_voc.py`` (the work dir is then named after the file)."""
+    from mmwsss.utils.config_scope import resolve_config
+    config = resolve_config(config)
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file {config!r} does not exist')
     cfg = Config.fromfile(config)
@@ -250,6 +255,8 @@ def build_split_dataset(config: str, split: str, cfg_options=None):
     """Build ``cfg[f'{split}_dataloader'].dataset`` of a config file without its
     pipeline (only the file lists and paths are read): the image list of the
     offline tools (seed evaluation, pseudo labels)."""
+    from mmwsss.utils.config_scope import resolve_config
+    config = resolve_config(config)
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file {config!r} does not exist')
     cfg = merge_cfg_options(Config.fromfile(config), cfg_options)

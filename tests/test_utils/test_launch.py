@@ -107,3 +107,11 @@ def test_run_releases_the_runner_before_destroying_the_process_group(
         lambda: alive_at_destroy.append(refs[0]() is not None))
     assert launch.run(Config(dict(launcher='pytorch')), 'test') == {'mIoU': 1.0}
     assert alive_at_destroy == [False]
+
+
+def test_load_config_by_package_scope():
+    """The tools accept a shipped config by its ``mmwsss::`` name."""
+    from mmwsss.utils.launch import load_config
+    cfg = load_config('mmwsss::oaa/oaa_vgg16_voc.py')
+    assert any(h['type'] == 'OAAHook' for h in cfg.custom_hooks)
+    assert cfg.work_dir.endswith('oaa_vgg16_voc')

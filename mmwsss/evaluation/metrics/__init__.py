@@ -1,6 +1,6 @@
 """Metrics of mmwsss: seed mIoU over a background-threshold sweep, multi-label
 classification mAP, and MMSeg's IoU metric writing VOC palette PNGs."""
-from .iou_metric import IoUMetric
+from .iou_metric import PaletteIoUMetric
 from .multilabel_map_metric import MultiLabelMAPMetric, average_precision
 from .seed_iou_metric import SeedIoUMetric
 from .seed_sweep import (DEFAULT_THRESHOLDS, check_thresholds,
@@ -8,7 +8,8 @@ from .seed_sweep import (DEFAULT_THRESHOLDS, check_thresholds,
                          seed_scores, sweep_histogram)
 
 __all__ = [
-    'IoUMetric', 'SeedIoUMetric', 'MultiLabelMAPMetric', 'average_precision',
+    'PaletteIoUMetric', 'SeedIoUMetric', 'MultiLabelMAPMetric',
+    'average_precision',
     'DEFAULT_THRESHOLDS', 'check_thresholds', 'sweep_histogram',
     'confusions_from_histogram', 'seed_scores', 'per_threshold_loop'
 ]

@@ -10,7 +10,7 @@ from mmwsss.utils.io import save_png_atomic, voc_palette
 
 
 @METRICS.register_module()
-class IoUMetric(MMSegIoUMetric):
+class PaletteIoUMetric(MMSegIoUMetric):
     """:class:`mmseg.evaluation.IoUMetric` with the predicted label maps written as
     the VOC format: single-channel **palette** ('P') PNGs with the VOC colour map, one
     ``<id>.png`` per image, each written atomically (temporary file, then rename).

@@ -1,0 +1,75 @@
+"""The toy configs that no other test or the demo runs: OAA++ (trained, resumed from
+its first checkpoint), OAA+++ on its maps, and the one-run OAA ablation -- as shipped,
+on the toy data, with ``--cfg-options`` only for the schedule and ``data_root``
+(``tests/test_tools/test_voc_configs.py`` checks that every toy config is run by a
+test)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import REPO, no_network_env
+
+
+def _train(cfg, work, data_root, epochs, *extra, resume=False):
+    args = [sys.executable, osp.join(REPO, 'tools', 'train.py'),
+            osp.join(REPO, 'configs', 'toy', cfg), '--work-dir', work]
+    if resume:
+        args.append('--resume')
+    args += ['--cfg-options', f'data_root={data_root}',
+             f'train_cfg.max_epochs={epochs}', 'default_hooks.checkpoint.interval=1',
+             *extra]
+    p = subprocess.run(args, cwd=REPO, env=no_network_env(2), capture_output=True,
+                       text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    return p
+
+
+def kill_after_first_epoch(work):
+    """Leave the work dir as a run killed during epoch 2 leaves it: only the first
+    checkpoint (``last_checkpoint`` points at it), no exported maps."""
+    import shutil
+    os.remove(osp.join(work, 'epoch_2.pth'))
+    shutil.rmtree(osp.join(work, 'oaa_maps'), ignore_errors=True)
+    with open(osp.join(work, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work, 'epoch_1.pth'))
+
+
+@pytest.fixture(scope='module')
+def oaa_drop(toy_root, tmp_path_factory):
+    """OAA++ for 2 epochs, killed after the first one, resumed from it."""
+    work = str(tmp_path_factory.mktemp('oaa_drop_toy'))
+    _train('oaa_drop_r18_toy.py', work, toy_root, 2)
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu',
+                      weights_only=True)
+    # start_epoch=1: no map accumulated in the first epoch (empty arrays)
+    assert ckpt['oaa_state']['cumulative']['ids'].size == 0
+    kill_after_first_epoch(work)
+    p = _train('oaa_drop_r18_toy.py', work, toy_root, 2, resume=True)
+    assert 'epoch_1.pth' in p.stdout + p.stderr
+    return work
+
+
+def test_oaa_drop_toy(oaa_drop, toy_root):
+    maps = osp.join(oaa_drop, 'oaa_maps')
+    with open(osp.join(toy_root, 'ImageSets', 'Segmentation', 'train.txt')) as f:
+        ids = sorted(ln.strip() for ln in f if ln.strip())
+    assert sorted(n[:-4] for n in os.listdir(maps)) == ids
+
+
+def test_iam_drop_toy(oaa_drop, toy_root, tmp_path):
+    work = str(tmp_path / 'iam')
+    maps = osp.join(oaa_drop, 'oaa_maps')
+    p = _train('iam_drop_r18_toy.py', work, toy_root, 1, f'attention_targets={maps}')
+    assert 'attention_targets' in p.stdout + p.stderr
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+
+
+def test_oaa_ablation_toy(toy_root, tmp_path):
+    work = str(tmp_path / 'ablation')
+    _train('oaa_ablation_r18_toy.py', work, toy_root, 2)
+    # every hook exported to its own folder; only start_epoch=1 accumulated
+    assert len(os.listdir(osp.join(work, 'oaa_start1'))) > 0
