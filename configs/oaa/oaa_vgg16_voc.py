@@ -16,6 +16,7 @@ _base_ = ['../cam/cam_vgg16_voc.py']
 train_dataloader = dict(sampler=dict(type='DefaultSampler', shuffle=False))
 custom_hooks = [
     dict(type='WSSSNumClassCheckHook'),
+    dict(type='CheckInvalidLossHook', interval=1),
     dict(
         type='OAAHook',
         fusion='max',  # Eq. 5; 'avg' = Eq. 10 (1.6 mIoU lower, Tab. 4)

@@ -4,13 +4,18 @@ anything but this machine fails, so a test proves that nothing downloads weights
 data. Loopback and Unix sockets (gloo rendezvous, DataLoader workers) still work."""
 import socket
 
-_LOCAL = ('127.', 'localhost', '::1', '0.0.0.0', '')
+_LOCAL_NAMES = ('localhost', '::1', '0.0.0.0', '')
+_HOSTNAME = socket.gethostname()  # this machine (torch's launcher looks it up)
+_FQDN = _HOSTNAME + '.'
 _MESSAGE = 'network access is disabled in this test (mmwsss must not download)'
 
 
 def _is_local(host) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode()
     host = '' if host is None else str(host)
-    return host.startswith(_LOCAL)
+    return (host in _LOCAL_NAMES or host.startswith('127.')
+            or host in (_HOSTNAME, _FQDN))
 
 
 _connect = socket.socket.connect

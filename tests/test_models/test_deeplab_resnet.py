@@ -556,3 +556,23 @@ def test_converter_tool(tmp_path, python_exe):
     with pytest.raises(SystemExit, match='cannot read'):
         script.main([str(tmp_path / 'nope.pth'), str(tmp_path / 'never.pth')])
     assert not (tmp_path / 'never.pth').exists()
+
+
+def test_converter_tells_the_torchvision_preprocessing(tmp_path, capsys):
+    """A torchvision ResNet converts, and the tool says which config settings it
+    needs (pytorch style, RGB mean / std): the DeepLabV2 configs use caffe BGR."""
+    import mmwsss  # noqa: F401  (torchvision shim first)
+    import torchvision
+    spec = importlib.util.spec_from_file_location(
+        'deeplab_resnet_to_mmwsss', osp.join(REPO, TOOL))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    src = tmp_path / 'resnet50-tv.pth'
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), src)
+    script.main([str(src), str(tmp_path / 'out.pth'), '--backbone-only'])
+    out = capsys.readouterr().out
+    assert 'model.backbone.style=pytorch' in out
+    assert 'model.data_preprocessor.bgr_to_rgb=True' in out
+    assert '[58.395,57.12,57.375]' in out
+    assert torch.load(tmp_path / 'out.pth')['meta']['source_format'] == (
+        'torchvision/mmseg')

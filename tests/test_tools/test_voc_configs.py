@@ -1,21 +1,29 @@
-"""Every shipped VOC config trains, validates / tests, exports and (OAA) resumes from its
-first checkpoint, as shipped, on a tree in the real VOC 2012 + SBD on-disk formats
-(``tests/fixtures_formats.py``) with stand-in ImageNet weights written the documented
-way from randomly initialised models.
+"""The VOC path, as a new user takes it: every command of ``docs/getting_started.md`` and
+every shipped VOC config (train, validate / test, export, resume from the **first**
+checkpoint), on a tree in the real VOC 2012 + SBD on-disk formats
+(:func:`mmwsss.datasets.format_trees.make_voc_format_tree`, converted by the doc's own
+converter command) with stand-in ImageNet weights under ``data/pretrained/`` written the
+documented way from randomly initialised models.
 
-The runs use the standard tools from a project folder laid out as
-``docs/getting_started.md`` says (``data/VOCdevkit/VOC2012``, ``data/pretrained/``), so
-the configs' own relative paths are used: ``--cfg-options`` only shorten the schedule
-(epochs / iterations, checkpoint and validation intervals) and, for the ResNet-101
-segmentors, the batch (see ``CPU_BATCH``), and for the classifiers the CAM inference
-scales (``CAM_SCALES``). Every subprocess runs with Python-level network access blocked
+Everything runs from a project folder laid out as the doc says (``data/VOCdevkit``,
+``data/benchmark_RELEASE``, ``data/pretrained``, ``configs/``, ``tools/``), so the configs'
+own relative paths are used, with Python-level network access blocked
 (``tests/no_network``): nothing may download.
+
+The doc's commands run as written except (``adapt``): process counts (``dist_*.sh ... 8``,
+``--workers 8``, ``--nproc 8``) become 2, training gets a short schedule (2 epochs / 2
+iterations; ``epoch_15.pth`` -> ``epoch_2.pth``, ``iter_20000.pth`` -> ``iter_2.pth``), and
+the classifiers' CAM inference runs at scale 1 (``CAM_SCALES``). Otherwise
+``--cfg-options`` only shorten the schedule, and the ResNet-101 segmentors train with a
+batch of 1 (``CPU_BATCH``). docs/datasets.md lists these exceptions with their reasons.
 """
 import glob
 import json
 import os
 import os.path as osp
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -29,9 +37,12 @@ from tests.test_tools.test_toy_configs import kill_after_first_epoch
 from tests.test_tools.test_train_tools import _free_port
 
 CONFIG_DIR = osp.join(REPO, 'configs')
+DOC = osp.join(REPO, 'docs', 'getting_started.md')
+NPROC = '2'
 
-# What this module runs; test_every_shipped_config_is_run checks that the list is
-# complete, so a new config under configs/ needs a run here.
+# What this module runs (the walkthrough of the doc, then the tests below);
+# test_every_shipped_config_is_run checks that the list is complete, so a new config
+# under configs/ needs a run here.
 CLASSIFIER_CONFIGS = ('cam/cam_vgg16_voc.py', 'oaa/oaa_vgg16_voc.py',
                       'oaa/oaa_drop_vgg16_voc.py', 'oaa/oaa_iam_vgg16_voc.py',
                       'oaa/oaa_drop_iam_vgg16_voc.py')
@@ -42,21 +53,20 @@ SEGMENTOR_CONFIGS = ('deeplab/largefov_vgg16_voc12aug_gt.py',
                      'deeplab/deeplabv2_r101-v1c_voc12aug_pseudo.py',
                      'deeplab/deeplabv3plus_r101_voc12aug_pseudo.py')
 # The ResNet-101 segmentors' recipe batch (10 crops of 321 x 3 MSC scales; 4 crops of
-# 512 for DeepLabV3+) takes minutes per iteration on 2 CPU cores: CI trains them with
-# one image per step. Nothing else differs from the shipped configs.
+# 512 for DeepLabV3+) takes minutes per iteration on 2 CPU cores: they train with one
+# image per step here. Nothing else differs from the shipped configs.
 CPU_BATCH = {
     'deeplab/deeplabv2_r101_voc12aug_gt.py': 1,
     'deeplab/deeplabv2_r101_voc12aug_pseudo.py': 1,
     'deeplab/deeplabv2_r101-v1c_voc12aug_pseudo.py': 1,
     'deeplab/deeplabv3plus_r101_voc12aug_pseudo.py': 1,
 }
-
-
-# The classifiers' CAM inference (validation, test, export) runs 4 scales (up to 2x, i.e.
-# 1000 x 750 for a 500 x 375 image) x flip through an OS8 VGG16: about 30 s per VOC
+# The classifiers' CAM inference (validation, test, export) runs 4 scales (up to 2x,
+# i.e. 1000 x 750 for a 500 x 375 image) x flip through an OS8 VGG16: about 30 s per VOC
 # image on 2 CPU cores. Here it runs at scale 1 (with flip); the multi-scale code is
 # the same as for the toy configs, which run it as shipped (test_cam_pipeline, demo).
 CAM_SCALES = {'model.test_cfg.scales': '[1.0]'}
+CLASSIFIER_DIRS = ('configs/cam/', 'configs/oaa/')
 
 
 def _cfg(rel):
@@ -67,14 +77,17 @@ def _opts(**kv):
     return ['--cfg-options'] + [f'{k}={v}' for k, v in kv.items()]
 
 
-def _tool(proj, script, *args, timeout=900, threads=2, check=True):
+def _check(p, what):
+    assert p.returncode == 0, (f'{what}\n' + p.stdout[-4000:] + '\n' +
+                               p.stderr[-6000:])
+    return p
+
+
+def _tool(proj, script, *args, timeout=900, threads=2):
     p = subprocess.run([sys.executable, osp.join(REPO, 'tools', script), *args],
                        cwd=proj, env=no_network_env(threads), capture_output=True,
                        text=True, timeout=timeout)
-    if check:
-        assert p.returncode == 0, (f'{script} {args}\n' + p.stdout[-4000:] + '\n' +
-                                   p.stderr[-6000:])
-    return p
+    return _check(p, f'{script} {shlex.join(args)}')
 
 
 def _dist(proj, script, *args, nproc=2, timeout=900):
@@ -85,45 +98,148 @@ def _dist(proj, script, *args, nproc=2, timeout=900):
                         str(nproc), *args[1:]],
                        cwd=proj, env=env, capture_output=True, text=True,
                        timeout=timeout)
-    assert p.returncode == 0, (f'{script} {args}\n' + p.stdout[-4000:] + '\n' +
-                               p.stderr[-6000:])
-    return p
+    return _check(p, f'{script} {shlex.join(args)}')
 
 
 def _scalars(work_dir):
-    """The last logged values of every key (``vis_data/scalars.json``)."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    """The last logged values of every key (``<timestamp>/vis_data/scalars.json``)."""
     out = {}
-    for f in files:
+    for f in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(f) as fh:
             for line in fh:
                 out.update(json.loads(line))
     return out
 
 
+def _ids(proj, name):
+    path = osp.join(proj, 'data', 'VOCdevkit', 'VOC2012', 'ImageSets',
+                    'Segmentation', name)
+    with open(path) as f:
+        return sorted(ln.split()[0] for ln in f if ln.strip())
+
+
+# ------------------------------------------------------ the getting-started doc
+def doc_commands(path=DOC):
+    """The shell commands of the doc's ``bash`` blocks (continuations joined,
+    comments dropped), in order."""
+    with open(path) as f:
+        text = f.read()
+    cmds = []
+    for block in re.findall(r'```bash\n(.*?)```', text, re.S):
+        cur = ''
+        for line in block.splitlines():
+            if line.lstrip().startswith('#'):
+                continue
+            line = re.sub(r'\s+#.*$', '', line)
+            if line.endswith('\\'):
+                cur += line[:-1] + ' '
+                continue
+            cur = (cur + line).strip()
+            if cur:
+                cmds.append(re.sub(r'\s+', ' ', cur))
+            cur = ''
+    return cmds
+
+
+def _short(s):
+    return s.replace('epoch_15.pth', 'epoch_2.pth').replace('iter_20000.pth',
+                                                            'iter_2.pth')
+
+
+def adapt(cmd):
+    """The doc command as run here (module docstring): a token list, or a
+    ``(name, value)`` pair for a shell variable assignment."""
+    m = re.fullmatch(r'(\w+)=(\S+)', cmd)
+    if m:
+        return (m.group(1), _short(m.group(2)))
+    tokens = [_short(t) for t in shlex.split(cmd)]
+    script = osp.basename(tokens[1] if tokens[0] == 'python' else tokens[0])
+    for flag in ('--workers', '--nproc'):
+        if flag in tokens:
+            tokens[tokens.index(flag) + 1] = NPROC
+    if script.startswith('dist_'):
+        tokens[2 if script == 'dist_train.sh' else 3] = NPROC
+    config = next((t for t in tokens if t.startswith('configs/')), '')
+    options = []
+    if script in ('train.py', 'dist_train.sh'):
+        if config.startswith(CLASSIFIER_DIRS):
+            options += ['train_cfg.max_epochs=2', 'model.test_cfg.scales=[1.0]']
+        else:
+            options += ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+                        'default_hooks.checkpoint.interval=2']
+    elif (script in ('test.py', 'dist_test.sh', 'export_cams.py',
+                     'dist_export_cams.sh') and config.startswith(CLASSIFIER_DIRS)):
+        options += ['model.test_cfg.scales=[1.0]']
+    if options:
+        tokens += ['--cfg-options'] + options
+    if tokens[0] == 'python':
+        tokens[0] = sys.executable
+    return tokens
+
+
 @pytest.fixture(scope='module')
-def proj(voc_format_root, standin_weights, tmp_path_factory):
-    """A project folder as docs/getting_started.md lays it out."""
+def proj(standin_weights, tmp_path_factory):
+    """A project folder as docs/getting_started.md lays it out, with an unconverted
+    VOC 2012 + SBD tree (the doc's first command converts it)."""
+    from mmwsss.datasets.format_trees import make_voc_format_tree
     root = tmp_path_factory.mktemp('voc_proj')
-    data = root / 'data'
-    data.mkdir()
-    os.symlink(osp.join(voc_format_root['root'], 'VOCdevkit'), data / 'VOCdevkit')
+    make_voc_format_tree(str(root / 'data'), seed=0, num_voc_train=3, num_voc_val=2,
+                         num_sbd_only=2)
+    for name in ('tools', 'configs'):
+        os.symlink(osp.join(REPO, name), root / name)
     weights = {osp.dirname(p) for p in standin_weights.values()}
     assert len(weights) == 1
-    os.symlink(weights.pop(), data / 'pretrained')
+    os.symlink(weights.pop(), root / 'data' / 'pretrained')
     return str(root)
 
 
 @pytest.fixture(scope='module')
-def split_ids(voc_format_root):
-    root = voc_format_root['data_root']
+def walkthrough(proj):
+    """Every command of docs/getting_started.md, in order (see ``adapt``)."""
+    env = no_network_env(1)
+    env['PYTHON'] = sys.executable
+    ran = []
+    for cmd in doc_commands():
+        todo = adapt(cmd)
+        if isinstance(todo, tuple):
+            env[todo[0]] = todo[1]
+            continue
+        todo = [env.get(t[1:], t) if t.startswith('$') else t for t in todo]
+        env['PORT'] = str(_free_port())
+        p = subprocess.run(todo, cwd=proj, env=env, capture_output=True, text=True,
+                           timeout=900)
+        _check(p, f'docs/getting_started.md: {cmd}\nran: {shlex.join(todo)}')
+        ran.append(cmd)
+    return ran
 
-    def read(name):
-        with open(osp.join(root, 'ImageSets', 'Segmentation', name)) as f:
-            return [ln.split()[0] for ln in f if ln.strip()]
 
-    return dict(train_aug=read('train_aug.txt'), train=read('train.txt'),
-                val=read('val.txt'))
+def test_doc_commands_are_found():
+    scripts = set()
+    for cmd in doc_commands():
+        todo = adapt(cmd)
+        if isinstance(todo, list):
+            scripts.add(osp.basename(todo[1] if todo[0] == sys.executable else
+                                     todo[0]))
+    assert {'voc_aug.py', 'train.py', 'dist_train.sh', 'export_cams.py',
+            'dist_export_cams.sh', 'export_oaa_maps.py', 'eval_seeds.py',
+            'make_pseudo_labels.py', 'test.py', 'dist_test.sh'} <= scripts, scripts
+
+
+def test_getting_started_commands(walkthrough, proj):
+    assert len(walkthrough) >= 15
+    train_aug = _ids(proj, 'train_aug.txt')
+    work = osp.join(proj, 'work_dirs')
+    for folder in ('oaa_vgg16_voc/oaa_maps', 'oaa_vgg16_voc/cams',
+                   'oaa_iam_vgg16_voc/cams'):
+        assert sorted(f[:-4] for f in os.listdir(osp.join(work, folder))) == \
+            train_aug, folder
+    labels = osp.join(proj, 'data', 'VOCdevkit', 'VOC2012', 'PseudoLabels', 'oaa')
+    assert len(os.listdir(labels)) == len(train_aug)
+    scalars = _scalars(osp.join(work, 'oaa_vgg16_voc'))
+    assert 'cls/mAP' in scalars and 'seed/mIoU' in scalars, scalars
+    seg = osp.join(work, 'largefov_vgg16_voc12aug_pseudo')
+    assert osp.isfile(osp.join(seg, 'iter_2.pth'))
+    assert 'mIoU' in _scalars(seg)
 
 
 def test_every_shipped_config_is_run():
@@ -142,71 +258,74 @@ def test_every_shipped_config_is_run():
 
 
 # ---------------------------------------------------------------- classifiers
-def _train_epochs(proj, rel, work, epochs, *extra, resume=False, dist=False):
+def _train_epochs(proj, rel, work, epochs, resume=False, dist=False, **extra):
     args = [_cfg(rel), '--work-dir', work]
     if resume:
         args.append('--resume')
     args += _opts(**{'train_cfg.max_epochs': epochs,
-                     'default_hooks.logger.interval': 1}, **CAM_SCALES, **dict(extra))
+                     'default_hooks.logger.interval': 1}, **CAM_SCALES, **extra)
     if dist:
         return _dist(proj, 'dist_train.sh', *args)
     return _tool(proj, 'train.py', *args)
 
 
+def _resumed_from_first(p):
+    log = p.stdout + p.stderr
+    assert 'epoch_1.pth' in log and re.search(r'[Rr]esum', log), log[-3000:]
+
+
+def test_oaa_resumes_from_first_checkpoint(walkthrough, proj, tmp_path):
+    """The first checkpoint of an OAA run (no map yet with start_epoch=1: empty
+    arrays) loads under weights_only, exports, and resumes (a run killed in epoch 2)."""
+    rel = 'oaa/oaa_vgg16_voc.py'
+    work = str(tmp_path / 'oaa')
+    src = osp.join(proj, 'work_dirs', 'oaa_vgg16_voc')
+    os.makedirs(work)
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        shutil.copy(osp.join(src, name), work)
+    first = osp.join(work, 'epoch_1.pth')
+    ckpt = torch.load(first, map_location='cpu', weights_only=True)
+    assert ckpt['oaa_state']['cumulative']['ids'].size == 0
+    _tool(proj, 'export_oaa_maps.py', first, '--out', str(tmp_path / 'maps1'))
+    kill_after_first_epoch(work)
+    _resumed_from_first(_train_epochs(proj, rel, work, 2, resume=True))
+    assert sorted(f[:-4] for f in os.listdir(osp.join(work, 'oaa_maps'))) == \
+        _ids(proj, 'train_aug.txt')
+
+
 @pytest.fixture(scope='module')
-def oaa_runs(proj, split_ids, tmp_path_factory):
-    """OAA and OAA++ as shipped: epoch 1 (no maps yet: start_epoch=1), then resumed
-    from that first checkpoint to epoch 2, OAA with 2 processes (dist_train.sh)."""
-    out = {}
-    for rel in ('oaa/oaa_vgg16_voc.py', 'oaa/oaa_drop_vgg16_voc.py'):
-        work = str(tmp_path_factory.mktemp(osp.basename(rel)[:-3]))
-        _train_epochs(proj, rel, work, 2)
-        first = osp.join(work, 'epoch_1.pth')
-        # the first checkpoint (no map yet: empty arrays) loads under weights_only
-        # and exports
-        ckpt = torch.load(first, map_location='cpu', weights_only=True)
-        assert ckpt['oaa_state']['cumulative']['ids'].size == 0
-        _tool(proj, 'export_oaa_maps.py', first, '--out',
-              osp.join(work, 'maps_epoch1'))
-        # killed during epoch 2: resume from the first checkpoint
-        kill_after_first_epoch(work)
-        p = _train_epochs(proj, rel, work, 2, resume=True,
-                          dist=rel == 'oaa/oaa_vgg16_voc.py')
-        log = p.stdout + p.stderr
-        assert 'epoch_1.pth' in log and re.search(r'[Rr]esum', log), log[-3000:]
-        maps = osp.join(work, 'oaa_maps')
-        assert sorted(f[:-4] for f in os.listdir(maps)) == sorted(
-            split_ids['train_aug'])
-        out[rel] = dict(work=work, maps=maps)
-    return out
+def oaa_drop_run(walkthrough, proj, tmp_path_factory):
+    """OAA++ as shipped for 2 epochs, killed after the first (no map yet), resumed
+    from it with 2 processes."""
+    rel = 'oaa/oaa_drop_vgg16_voc.py'
+    work = str(tmp_path_factory.mktemp('oaa_drop'))
+    _train_epochs(proj, rel, work, 2)
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu',
+                      weights_only=True)
+    assert ckpt['oaa_state']['cumulative']['ids'].size == 0
+    kill_after_first_epoch(work)
+    _resumed_from_first(_train_epochs(proj, rel, work, 2, resume=True, dist=True))
+    return work
 
 
-@pytest.mark.parametrize('rel', ['oaa/oaa_vgg16_voc.py', 'oaa/oaa_drop_vgg16_voc.py'])
-def test_oaa_config(proj, oaa_runs, rel, split_ids, tmp_path):
-    run = oaa_runs[rel]
-    # validation ran at the end of epoch 2 (mAP + seed sweep on VOC train)
-    scalars = _scalars(run['work'])
-    assert any('mAP' in k for k in scalars), scalars
-    assert any('mIoU' in k for k in scalars), scalars
-    # the maps of the last checkpoint export, and evaluate as seeds
+def test_oaa_drop_config(oaa_drop_run, proj, tmp_path):
+    rel = 'oaa/oaa_drop_vgg16_voc.py'
+    train_aug = _ids(proj, 'train_aug.txt')
+    assert sorted(f[:-4] for f in os.listdir(osp.join(oaa_drop_run, 'oaa_maps'))) \
+        == train_aug
+    scalars = _scalars(oaa_drop_run)
+    assert 'cls/mAP' in scalars and 'seed/mIoU' in scalars, scalars
     maps = str(tmp_path / 'maps')
-    _tool(proj, 'export_oaa_maps.py', osp.join(run['work'], 'epoch_2.pth'), '--out',
+    _tool(proj, 'export_oaa_maps.py', osp.join(oaa_drop_run, 'epoch_2.pth'), '--out',
           maps)
-    assert len(os.listdir(maps)) == len(split_ids['train_aug'])
+    assert len(os.listdir(maps)) == len(train_aug)
     res = str(tmp_path / 'seeds.json')
     _tool(proj, 'eval_seeds.py', maps, _cfg(rel), '--out', res, '--no-progress')
     with open(res) as f:
         assert 'miou' in json.dumps(json.load(f)).lower()
-    if rel == 'oaa/oaa_vgg16_voc.py':
-        # plain CAMs of the final OAA classifier (docs/getting_started.md stage 2)
-        cams = str(tmp_path / 'cams')
-        p = _tool(proj, 'export_cams.py', _cfg(rel), osp.join(run['work'], 'epoch_2.pth'),
-                  '--out', cams, *_opts(**CAM_SCALES))
-        assert len(os.listdir(cams)) == len(split_ids['train_aug'])
-        assert 'OAAHook' not in p.stdout + p.stderr  # an export trains nothing
 
 
-def test_cam_config(proj, split_ids, tmp_path):
+def test_cam_config(walkthrough, proj, tmp_path):
     rel = 'cam/cam_vgg16_voc.py'
     work = str(tmp_path / 'work')
     _train_epochs(proj, rel, work, 1)
@@ -216,37 +335,57 @@ def test_cam_config(proj, split_ids, tmp_path):
           *_opts(**CAM_SCALES))
     with open(metrics) as f:
         m = json.load(f)
-    assert any('mAP' in k for k in m) and any('mIoU' in k for k in m), m
+    assert 'cls/mAP' in m and 'seed/mIoU' in m, m
     cams = str(tmp_path / 'cams')
-    p = _tool(proj, 'export_cams.py', _cfg(rel), ckpt, '--out', cams,
-              *_opts(**CAM_SCALES))
-    assert sorted(f[:-4] for f in os.listdir(cams)) == sorted(split_ids['train_aug'])
+    _tool(proj, 'export_cams.py', _cfg(rel), ckpt, '--out', cams,
+          *_opts(**CAM_SCALES))
+    assert sorted(f[:-4] for f in os.listdir(cams)) == _ids(proj, 'train_aug.txt')
     _tool(proj, 'eval_seeds.py', cams, _cfg(rel), '--no-progress')
 
 
-@pytest.mark.parametrize('rel,source', [
-    ('oaa/oaa_iam_vgg16_voc.py', 'oaa/oaa_vgg16_voc.py'),
-    ('oaa/oaa_drop_iam_vgg16_voc.py', 'oaa/oaa_drop_vgg16_voc.py'),
-])
-def test_iam_config(proj, oaa_runs, rel, source, split_ids, tmp_path):
-    """OAA+ / OAA+++ on the maps of an OAA run in another work dir, given with the
-    config's top-level ``attention_targets`` variable; first checkpoint resumed."""
-    maps = oaa_runs[source]['maps']
+def test_oaa_export_says_nothing_about_training_state(walkthrough, proj):
+    """Exporting CAMs with an OAA config trains nothing: no OAA hook message."""
+    p = _tool(proj, 'export_cams.py', _cfg('oaa/oaa_vgg16_voc.py'),
+              osp.join(proj, 'work_dirs', 'oaa_vgg16_voc', 'epoch_2.pth'), '--out',
+              osp.join(proj, 'work_dirs', 'oaa_vgg16_voc', 'cams'), '--overwrite',
+              *_opts(**CAM_SCALES))
+    assert 'OAAHook' not in p.stdout + p.stderr
+
+
+def test_iam_resumes_with_moved_targets(walkthrough, proj, tmp_path):
+    """OAA+ of the walkthrough, killed after epoch 1 and resumed with its attention
+    targets moved elsewhere, given with the config's top-level ``attention_targets``
+    variable (it used to change nothing: the variable is substituted at parse time)."""
+    rel = 'oaa/oaa_iam_vgg16_voc.py'
+    moved = str(tmp_path / 'targets')
+    shutil.copytree(osp.join(proj, 'work_dirs', 'oaa_vgg16_voc', 'oaa_maps'), moved)
+    work = str(tmp_path / 'iam')
+    os.makedirs(work)
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        shutil.copy(osp.join(proj, 'work_dirs', 'oaa_iam_vgg16_voc', name), work)
+    kill_after_first_epoch(work)
+    p = _train_epochs(proj, rel, work, 2, resume=True, attention_targets=moved)
+    _resumed_from_first(p)
+    assert f"attention_targets={moved!r}" in p.stdout + p.stderr
+
+
+def test_oaa_drop_iam_config(oaa_drop_run, proj, tmp_path):
+    """OAA+++ on the OAA++ maps: epoch 1, resumed from it to epoch 2, CAMs exported and
+    evaluated."""
+    rel = 'oaa/oaa_drop_iam_vgg16_voc.py'
+    maps = osp.join(oaa_drop_run, 'oaa_maps')
     work = str(tmp_path / 'work')
-    p = _train_epochs(proj, rel, work, 1, attention_targets=maps)
-    assert 'attention_targets' in p.stdout + p.stderr
-    p = _train_epochs(proj, rel, work, 2, resume=True, attention_targets=maps)
-    assert 'epoch_1.pth' in p.stdout + p.stderr
+    _train_epochs(proj, rel, work, 1, attention_targets=maps)
+    _resumed_from_first(_train_epochs(proj, rel, work, 2, resume=True,
+                                      attention_targets=maps))
     cams = str(tmp_path / 'cams')
     _tool(proj, 'export_cams.py', _cfg(rel), osp.join(work, 'epoch_2.pth'), '--out',
           cams, '--cfg-options', f'attention_targets={maps}')
-    assert len(os.listdir(cams)) == len(split_ids['train_aug'])
+    assert len(os.listdir(cams)) == len(_ids(proj, 'train_aug.txt'))
     _tool(proj, 'eval_seeds.py', cams, _cfg(rel), '--split', 'val', '--no-progress')
 
 
-def test_iam_attention_targets_override_reaches_the_pipeline(tmp_path):
-    """``--cfg-options attention_targets=DIR`` used to change nothing (the variable is
-    substituted when the file is parsed): the IAM trained on stale targets."""
+def test_attention_targets_override_reaches_the_pipeline(tmp_path):
     from mmwsss.utils.launch import load_config
     for rel in ('oaa/oaa_iam_vgg16_voc.py', 'oaa/oaa_drop_iam_vgg16_voc.py'):
         cfg = load_config(_cfg(rel), {'attention_targets': str(tmp_path)})
@@ -259,54 +398,38 @@ def test_iam_attention_targets_override_reaches_the_pipeline(tmp_path):
 
 
 # ----------------------------------------------------------------- segmentors
-@pytest.fixture(scope='module')
-def pseudo_labels(proj, oaa_runs, split_ids):
-    """The documented pseudo-label command on the OAA maps (saliency rule)."""
-    out = osp.join(proj, 'data', 'pseudo_oaa')
-    _tool(proj, 'make_pseudo_labels.py', _cfg('oaa/oaa_vgg16_voc.py'),
-          oaa_runs['oaa/oaa_vgg16_voc.py']['maps'], '--out', out,
-          '--saliency-dir', 'data/VOCdevkit/VOC2012/SaliencyDSS', '--workers', '2',
-          '--eval')
-    assert len(os.listdir(out)) == len(split_ids['train_aug'])
-    return out
-
-
-def _seg_opts(rel, iters, **extra):
+def _seg_opts(rel, iters):
     kv = {'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
           'default_hooks.checkpoint.interval': iters,
           'default_hooks.logger.interval': 1}
     if rel in CPU_BATCH:
         kv['train_dataloader.batch_size'] = CPU_BATCH[rel]
-    kv.update(extra)
     return _opts(**kv)
 
 
-@pytest.mark.parametrize('rel', SEGMENTOR_CONFIGS)
-def test_segmentor_config(proj, rel, tmp_path, request, split_ids):
-    extra = {}
-    if 'pseudo' in rel:
-        extra['train_dataloader.dataset.data_prefix.pseudo_label_path'] = (
-            request.getfixturevalue('pseudo_labels'))
+@pytest.mark.parametrize('rel', [
+    r for r in SEGMENTOR_CONFIGS if r != 'deeplab/largefov_vgg16_voc12aug_pseudo.py'
+])  # largefov_vgg16_voc12aug_pseudo.py: every command of the walkthrough
+def test_segmentor_config(walkthrough, proj, rel, tmp_path):
+    """Train (pseudo-label configs: on the walkthrough's PseudoLabels/oaa, the
+    configs' default folder), validate, test with --out (VOC palette PNGs)."""
     work = str(tmp_path / 'work')
     iters = 2
-    args = [_cfg(rel), '--work-dir', work] + _seg_opts(rel, iters, **extra)
+    args = [_cfg(rel), '--work-dir', work] + _seg_opts(rel, iters)
     if rel == 'deeplab/largefov_vgg16_voc12aug_gt.py':
         _dist(proj, 'dist_train.sh', *args)  # 2 processes
     else:
         _tool(proj, 'train.py', *args)
     ckpt = osp.join(work, f'iter_{iters}.pth')
     assert osp.isfile(ckpt)
-    scalars = _scalars(work)
-    assert 'mIoU' in scalars, scalars  # validation ran
+    assert 'mIoU' in _scalars(work)  # validation ran
     metrics = str(tmp_path / 'metrics.json')
     out = str(tmp_path / 'pred')
     _tool(proj, 'test.py', _cfg(rel), ckpt, '--metrics-out', metrics, '--out', out)
     with open(metrics) as f:
         assert 'mIoU' in json.load(f)
     pngs = sorted(os.listdir(out))
-    assert [p[:-4] for p in pngs] == sorted(split_ids['val'])
+    assert [p[:-4] for p in pngs] == _ids(proj, 'val.txt')
     with Image.open(osp.join(out, pngs[0])) as im:
-        assert im.mode == 'P'  # VOC label format
+        assert im.mode == 'P'  # the VOC label format
         assert np.array(im).max() <= 20
-    if rel.startswith('deeplab/largefov_'):
-        _tool(proj, 'test.py', _cfg(rel), ckpt, '--tta')

@@ -115,3 +115,25 @@ def test_load_config_by_package_scope():
     cfg = load_config('mmwsss::oaa/oaa_vgg16_voc.py')
     assert any(h['type'] == 'OAAHook' for h in cfg.custom_hooks)
     assert cfg.work_dir.endswith('oaa_vgg16_voc')
+
+
+def test_network_is_blocked_in_test_subprocesses():
+    """The guard the VOC-config tests run under (tests/no_network) really blocks a
+    download, and leaves loopback alone."""
+    import subprocess
+    import sys
+
+    from tests.conftest import no_network_env
+    code = ('import socket, urllib.request\n'
+            'try:\n'
+            '    urllib.request.urlopen("https://download.openmmlab.com/x", '
+            'timeout=5)\n'
+            'except OSError as e:\n'
+            '    print("blocked:", e)\n'
+            's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)\n'
+            'c = socket.create_connection(s.getsockname()); print("loopback ok")\n')
+    p = subprocess.run([sys.executable, '-c', code], env=no_network_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert 'blocked: ' in p.stdout and 'must not download' in p.stdout
+    assert 'loopback ok' in p.stdout
