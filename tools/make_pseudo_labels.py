@@ -70,9 +70,10 @@ def parse_args(argv=None):
 
 
 def rule_config(args) -> dict:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from mmwsss.utils.config_scope import resolve_config
+    from mmwsss.utils.launch import merge_cfg_options
+    cfg = merge_cfg_options(Config.fromfile(resolve_config(args.config)),
+                            args.cfg_options)
     rule = dict(cfg.get('pseudo_label_rule') or {})
     if args.rule:
         if rule.get('type') != args.rule:

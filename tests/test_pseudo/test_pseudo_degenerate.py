@@ -1,20 +1,17 @@
 """tools/make_pseudo_labels.py stops on labels that cannot be right (all ignore, no
 foreground, no labelled GT pixel) unless --allow-all-ignored; --eval never prints
 nan."""
-import contextlib
-import io
 import json
 import os
 import os.path as osp
 import runpy
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.conftest import REPO, run_env
+from tests.test_tools.test_pseudo_label_tool import _run_inprocess
 
 CONFIG = osp.join(REPO, 'configs', 'toy', 'cam_r18_toy.py')
 TOOL = osp.join('tools', 'make_pseudo_labels.py')
@@ -58,24 +55,8 @@ def _args(inputs, cam_dir, out, *extra):
 
 
 def _run(args):
-    """``python TOOL ARGS`` in this process (one worker): exit status and
-    output as a subprocess would give them."""
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.argv
-    sys.argv = list(args)
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            runpy.run_path(osp.join(REPO, TOOL), run_name='__main__')
-    except SystemExit as e:
-        code = e.code
-    finally:
-        sys.argv = old
-    if isinstance(code, str):  # what the interpreter does with sys.exit(msg)
-        err.write(code + '\n')
-        code = 1
-    return subprocess.CompletedProcess(args, code or 0, out.getvalue(),
-                                       err.getvalue())
+    """``python TOOL ARGS`` in this process (one worker)."""
+    return _run_inprocess(['python'] + list(args))
 
 
 def _error(p):
