@@ -1,6 +1,6 @@
 """Train a model from a config (MMSeg-compatible flags).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--amp]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 
 Without CUDA, distributed launches (tools/dist_train.sh) use the gloo backend.
@@ -9,8 +9,8 @@ import argparse
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
-from mmwsss.utils.launch import (add_common_args, enable_amp, load_config,
-                                 parse_common, run)
+from mmwsss.utils.launch import (add_common_args, apply_resume, enable_amp,
+                                 load_config, parse_common, run)
 
 
 def parse_args():
@@ -18,9 +18,11 @@ def parse_args():
     parser.add_argument('config', help='train config file path')
     parser.add_argument(
         '--resume',
-        action='store_true',
-        default=False,
-        help='resume from the latest checkpoint in the work_dir automatically')
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the latest checkpoint in the work_dir (load_from is '
+        'ignored), or from the given checkpoint file')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -37,7 +39,7 @@ def main():
                       args.launcher)
     if args.amp:
         enable_amp(cfg)
-    cfg.resume = args.resume
+    apply_resume(cfg, args.resume)
     run(cfg, 'train')
 
 

@@ -4,6 +4,7 @@ import gc
 import logging
 import os
 import os.path as osp
+import re
 import warnings
 from typing import Optional
 
@@ -117,6 +118,52 @@ def load_config(config: str,
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+def apply_resume(cfg: Config, resume: Optional[str]) -> Config:
+    """``tools/train.py --resume [CHECKPOINT]`` (MMPretrain's semantics).
+
+    * ``--resume`` (``resume='auto'``): resume the latest checkpoint of ``cfg.work_dir``.
+      ``load_from`` is cleared: with MMEngine's precedence a ``load_from`` in the config
+      (or ``--cfg-options``) would otherwise be *resumed* instead -- e.g. another run's
+      finished checkpoint, training nothing. Without any checkpoint in the work dir the
+      run starts from the beginning, and says so.
+    * ``--resume CHECKPOINT``: resume that file.
+    * ``None``: no resume (``load_from`` keeps its meaning: initial weights).
+
+    The file that will be resumed is logged before the Runner is built.
+    """
+    if not resume:
+        cfg.resume = False
+        return cfg
+    from mmengine.runner import find_latest_checkpoint
+    if resume == 'auto':
+        if cfg.get('load_from'):
+            print_log(
+                f'--resume: ignoring load_from={cfg.load_from!r} (initial weights); '
+                f'resuming the latest checkpoint of the work dir {cfg.work_dir!r}',
+                logger='current', level=logging.WARNING)
+        cfg.load_from = None
+        cfg.resume = True
+        latest = (find_latest_checkpoint(cfg.work_dir)
+                  if osp.isdir(cfg.work_dir) else None)
+        if latest is None:
+            print_log(
+                f'--resume: the work dir {cfg.work_dir!r} has no checkpoint yet: '
+                'training starts from the beginning', logger='current',
+                level=logging.WARNING)
+        else:
+            print_log(f'--resume: resuming {latest}', logger='current',
+                      level=logging.INFO)
+        return cfg
+    if not osp.isfile(resume):
+        raise FileNotFoundError(
+            f'--resume {resume!r}: no such checkpoint file (use --resume without a '
+            'path to resume the latest checkpoint of the work dir)')
+    cfg.resume = True
+    cfg.load_from = resume
+    print_log(f'--resume: resuming {resume}', logger='current', level=logging.INFO)
     return cfg
 
 
@@ -235,6 +282,75 @@ def teardown_distributed() -> None:
         gc.collect()
 
 
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint that does not fit the model it is evaluated with."""
+
+
+def _listed(keys, n: int = 8) -> str:
+    keys = list(keys)
+    return ', '.join(keys[:n]) + (f' ... ({len(keys)} in all)' if len(keys) > n
+                                  else '')
+
+
+def load_checkpoint_strict(runner, path: str) -> dict:
+    """Load ``path`` into the runner's model for a test / export run, **strictly**.
+
+    MMEngine loads ``load_from`` non-strictly (mismatches are only logged), so a
+    checkpoint of another model -- e.g. a 20-class head for an 8-class config -- used to
+    give CAMs and metrics of a randomly initialised head with exit 0. Here every weight
+    of the evaluated model must come from the checkpoint with the same shape, and the
+    checkpoint may hold no other weight; otherwise :class:`CheckpointMismatchError`
+    names the file and the keys. A file that is not a checkpoint is refused with its
+    path. Wrappers (DDP, the TTA model) are unwrapped: the checkpoint holds the
+    evaluated model itself.
+    """
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner.checkpoint import (_load_checkpoint,
+                                            _load_checkpoint_to_model)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    try:
+        checkpoint = _load_checkpoint(path, map_location='cpu')
+    except Exception as e:  # noqa: BLE001  (any decode error: not a checkpoint)
+        raise CheckpointMismatchError(
+            f'{path}: not a readable checkpoint ({type(e).__name__}: {e})') from e
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(
+        checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointMismatchError(
+            f'{path}: not a model checkpoint (no state_dict of tensors)')
+    from mmengine.model import BaseTTAModel
+    model = runner.model
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    ckpt = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in ckpt]
+    unexpected = [k for k in ckpt if k not in own]
+    shapes = [f'{k} {tuple(ckpt[k].shape)} vs {tuple(own[k].shape)}'
+              for k in own if k in ckpt and ckpt[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f'shape mismatch (checkpoint vs model): {_listed(shapes)}')
+        if missing:
+            parts.append(f'weights of the model missing from the checkpoint: '
+                         f'{_listed(missing)}')
+        if unexpected:
+            parts.append(f'weights of the checkpoint the model does not have: '
+                         f'{_listed(unexpected)}')
+        raise CheckpointMismatchError(
+            f'checkpoint {path} does not fit the model of this config '
+            f'({type(model).__name__}): ' + '; '.join(parts) + '. Evaluate it with '
+            'the config it was trained with (or one with the same model).')
+    runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+    _load_checkpoint_to_model(model, checkpoint, strict=True)
+    runner._has_loaded = True
+    runner.logger.info(f'Load checkpoint from {path} (every weight matched)')
+    return checkpoint
+
+
 def run(cfg: Config, mode: str):
     """Set up the device, build the Runner, run ``train`` or ``test``, tear down.
 
@@ -243,6 +359,8 @@ def run(cfg: Config, mode: str):
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
     setup_device(cfg)
     runner = build_runner(cfg)
+    if mode == 'test' and cfg.get('load_from'):
+        load_checkpoint_strict(runner, cfg.load_from)
     result = getattr(runner, mode)()
     # release the Runner (and its DDP wrapper, which holds the gloo process group)
     # while the interpreter is fully alive, then destroy the group

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from tests.conftest import REPO, run_env
 
@@ -138,3 +139,61 @@ def test_dist_train_two_cpu_processes(toy_root, tmp_path, python_exe):
     assert 'world_size: 2' in log or 'Distributed launcher: pytorch' in log
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
     assert 'mIoU' in log
+
+
+def test_resume_ignores_load_from(trained, toy_root, tmp_path, python_exe):
+    """``--resume`` resumes the work dir's latest checkpoint even when ``load_from``
+    is set (MMEngine's precedence resumed ``load_from``: another run's finished
+    checkpoint, training nothing), and says which file it resumes."""
+    other, _, _ = trained  # another run, finished at iteration 4
+    work = str(tmp_path / 'mine')
+    _ok(_run([python_exe, 'tools/train.py', CONFIG, '--work-dir', work] +
+             _opts(toy_root, 2)))
+    p = _ok(_run([python_exe, 'tools/train.py', CONFIG, '--work-dir', work,
+                  '--resume'] + _opts(toy_root, 4, load_from=osp.join(
+                      other, 'iter_4.pth'))))
+    log = p.stdout + p.stderr
+    assert f'--resume: resuming {osp.join(work, "iter_2.pth")}' in log
+    assert 'ignoring load_from' in log
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+    # --resume CHECKPOINT resumes that file
+    p = _ok(_run([python_exe, 'tools/train.py', CONFIG, '--work-dir',
+                  str(tmp_path / 'explicit'), '--resume',
+                  osp.join(work, 'iter_2.pth')] + _opts(toy_root, 3)))
+    assert 'resumed epoch: 0, iter: 2' in p.stdout + p.stderr
+
+
+def test_apply_resume_without_checkpoint_says_so(tmp_path, capsys):
+    from mmwsss.utils.launch import apply_resume
+    cfg = Config(dict(work_dir=str(tmp_path), load_from='x.pth'))
+    apply_resume(cfg, 'auto')
+    assert cfg.resume is True and cfg.load_from is None
+    assert 'has no checkpoint yet' in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match='no such checkpoint'):
+        apply_resume(cfg, str(tmp_path / 'nope.pth'))
+    cfg = Config(dict(work_dir=str(tmp_path), load_from='x.pth'))
+    apply_resume(cfg, None)
+    assert cfg.resume is False and cfg.load_from == 'x.pth'
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(trained, toy_root, tmp_path,
+                                                         python_exe):
+    """A checkpoint that does not fit the evaluated model (here: a head with other
+    classes) used to be loaded non-strictly: metrics of a random head, exit 0."""
+    work, _, _ = trained
+    ckpt = torch.load(osp.join(work, 'iter_4.pth'), map_location='cpu')
+    for k in ('decode_head.conv_seg.weight', 'decode_head.conv_seg.bias'):
+        ckpt['state_dict'][k] = ckpt['state_dict'][k][:5]
+    bad = str(tmp_path / 'five_classes.pth')
+    torch.save(ckpt, bad)
+    opts = ['--cfg-options', f'test_dataloader.dataset.data_root={toy_root}']
+    p = _run([python_exe, 'tools/test.py', CONFIG, bad] + opts)
+    assert p.returncode != 0
+    assert 'five_classes.pth does not fit the model' in p.stderr
+    assert 'decode_head.conv_seg.weight (5, ' in p.stderr
+    not_ckpt = tmp_path / 'notes.pth'
+    not_ckpt.write_text('not a checkpoint')
+    p = _run([python_exe, 'tools/test.py', CONFIG, str(not_ckpt)] + opts)
+    assert p.returncode != 0
+    assert 'notes.pth: not a readable checkpoint' in p.stderr
