@@ -1,3 +1,4 @@
+import logging
 import os
 import os.path as osp
 from typing import List, Optional
@@ -210,7 +211,22 @@ class VOCWSSSDataset(BaseSegDataset):
             self._check_item_files(ids, items)
         for it, vec in zip(items, self._image_labels(ids, items)):
             it['gt_label'] = vec
+        self._warn_label_less(items)
         return items
+
+    def _warn_label_less(self, items: List[dict]) -> None:
+        """Say which images have no foreground class and what happens to them."""
+        empty = [it['img_id'] for it in items if not np.any(it['gt_label'])]
+        if not empty:
+            return
+        from mmengine.logging import print_log
+        shown = ', '.join(empty[:5]) + (' ...' if len(empty) > 5 else '')
+        print_log(
+            f'{type(self).__name__}: {len(empty)} image(s) of {self.ann_file!r} have '
+            f'no foreground class ({shown}). Classifiers train on them as negatives '
+            'for every class; their CAM files hold no map (K = 0), so their seeds '
+            'and pseudo labels are all background.', logger='current',
+            level=logging.WARNING)
 
     def _check_item_files(self, ids: List[str], items: List[dict]) -> None:
         checks = [

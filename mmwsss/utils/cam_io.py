@@ -20,6 +20,8 @@ K may be 0 (an image with no listed class). Files are written atomically (tempor
 file + rename), so a crashed export never leaves a truncated file behind.
 """
 import os.path as osp
+import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -31,9 +33,15 @@ CAM_FORMAT_VERSION = 1
 CAM_SUFFIX = '.npz'
 
 __all__ = [
-    'CamRecord', 'save_cam', 'load_cam', 'cam_path', 'CAM_FORMAT_VERSION',
-    'CAM_SUFFIX'
+    'CamRecord', 'CamFileError', 'save_cam', 'load_cam', 'cam_path',
+    'CAM_FORMAT_VERSION', 'CAM_SUFFIX'
 ]
+
+
+class CamFileError(ValueError):
+    """A CAM file that cannot be used: unreadable (truncated, empty, not a zip),
+    not in the format, or with values that cannot be right (NaN / inf, outside
+    [0, 1]). The message names the file."""
 
 
 @dataclass
@@ -128,9 +136,18 @@ def save_cam(path: str,
 
 
 def load_cam(path: str) -> CamRecord:
-    """Read one CAM file; errors name the file."""
+    """Read one CAM file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CamFileError: a file that cannot be decoded (truncated, zero bytes, not a
+            ``.npz``), is not in the format, or holds values that cannot be right
+            (NaN / inf, outside [0, 1]); the message names the file and says to
+            export it again.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'CAM file {path!r} does not exist')
+    redo = 'export it again (or delete it and re-run the export)'
     try:
         with np.load(path, allow_pickle=False) as z:
             version = int(z['version'])
@@ -141,12 +158,21 @@ def load_cam(path: str) -> CamRecord:
             labels = z['labels'].astype(np.int64)
             num_classes = int(z['num_classes'])
             scores = z['scores'].astype(np.float32) if 'scores' in z else None
-    except (KeyError, ValueError, OSError) as e:
-        raise ValueError(f'{path}: not a valid mmwsss CAM file ({e})') from e
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile,
+            zlib.error) as e:
+        raise CamFileError(f'{path}: not a readable mmwsss CAM file '
+                           f'({type(e).__name__}: {e}); {redo}') from e
     if cams.ndim != 3 or cams.shape[0] != labels.shape[0]:
-        raise ValueError(f'{path}: inconsistent cams {cams.shape} / labels '
-                         f'{labels.shape}')
+        raise CamFileError(f'{path}: inconsistent cams {cams.shape} / labels '
+                           f'{labels.shape}; {redo}')
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f'{path}: class index {int(labels.max())} out of range '
-                         f'for {num_classes} foreground classes')
+        raise CamFileError(f'{path}: class index {int(labels.max())} out of range '
+                           f'for {num_classes} foreground classes')
+    bad = int((~np.isfinite(cams)).sum())
+    if bad:
+        raise CamFileError(f'{path}: {bad} CAM value(s) are NaN or inf; {redo}')
+    if cams.size and (cams.min() < 0 or cams.max() > 1 + 1e-3):
+        raise CamFileError(
+            f'{path}: CAM values must be in [0, 1], found [{cams.min():g}, '
+            f'{cams.max():g}]; {redo}')
     return CamRecord(cams, labels, num_classes, scores)

@@ -160,6 +160,18 @@ class ClassLabelFile:
             raise ValueError(f'class-label file {path!r} mixes vector lengths '
                              f'{sorted(dims)}')
         self.num_classes = dims.pop()
+        # multi-hot vectors only: a 2, a -1 or a NaN is a broken file, not a label
+        bad = [k for k, v in self._data.items()
+               if not np.isin(v, (0.0, 1.0)).all()]
+        if bad:
+            shown = ', '.join(
+                f'{k!r}: {self._data[k][~np.isin(self._data[k], (0.0, 1.0))][:3]}'
+                for k in bad[:5])
+            raise ValueError(
+                f'class-label file {path!r}: {len(bad)} image(s) have values other '
+                f'than 0 / 1 in their multi-hot label vector ({shown}'
+                f'{" ..." if len(bad) > 5 else ""}). Regenerate the file '
+                '(tools/dataset_converters/) or fix these entries')
 
     def __len__(self):
         return len(self._data)

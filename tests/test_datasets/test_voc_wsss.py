@@ -242,3 +242,17 @@ def test_transform_error_names_the_transform_not_the_file(toy_root):
     msg = str(info.value)
     assert 'toy_train_00000' in msg and '_FailingTransformForTest' in msg
     assert 'out of bounds' in msg and 'corrupt' not in msg
+
+
+def test_label_less_images_are_reported(toy_copy, capsys):
+    """An image without any foreground class is said at load time, with what happens
+    to it (trained as a negative, CAM file without maps, background seeds)."""
+    from mmwsss.utils.io import save_png_atomic
+    save_png_atomic(osp.join(toy_copy, 'SegmentationClass', 'toy_train_00003.png'),
+                    np.zeros((128, 128), np.uint8))
+    ds = build(toy_copy, label_source='mask')
+    assert not ds.get_data_info(3)['gt_label'].any()
+    out = capsys.readouterr()
+    msg = out.out + out.err
+    assert "1 image(s) of" in msg and 'toy_train_00003' in msg
+    assert 'no foreground class' in msg and 'K = 0' in msg

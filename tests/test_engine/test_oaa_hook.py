@@ -379,6 +379,20 @@ def test_export_writes_cam_files_at_original_size(tmp_path):
     assert zero.labels.tolist() == [3] and (zero.cams == 0).all()
 
 
+def test_image_without_class_is_exported_without_maps(tmp_path):
+    """An image with an empty label set used to be skipped silently (no CAM file:
+    the pseudo-label job then blamed the export); it gets a CAM file with K = 0."""
+    hook = new_hook(gate='none', export_dir=str(tmp_path / 'maps'))
+    runner = make_runner()
+    started(hook, runner)
+    step(hook, runner, smap([1., 2, 0, 0]), [sample('a', [0], ori=(40, 24))])
+    step(hook, runner, smap([1., 2, 0, 0]), [sample('none', [], ori=(30, 20))])
+    hook.after_train(runner)
+    rec = load_cam(cam_path(str(tmp_path / 'maps'), 'none'))
+    assert rec.cams.shape == (0, 30, 20) and rec.labels.size == 0
+    assert (rec.seed(0.1) == 0).all()
+
+
 def test_export_tool_matches_hook_export(tmp_path, python_exe):
     import subprocess
 

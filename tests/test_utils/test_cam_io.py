@@ -46,5 +46,32 @@ def test_validation(tmp_path):
     with pytest.raises(FileNotFoundError, match='a.npz'):
         load_cam(p)
     (tmp_path / 'bad.npz').write_bytes(b'garbage')
-    with pytest.raises(ValueError, match='bad.npz.*not a valid'):
+    with pytest.raises(ValueError, match='bad.npz.*not a readable'):
         load_cam(str(tmp_path / 'bad.npz'))
+
+
+def _raw_cam(path, cams):
+    np.savez(path, cams=np.asarray(cams, np.float16), labels=np.int16([0]),
+             num_classes=np.int32(3), version=np.int32(1))
+
+
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'nan', 'inf', 'range'])
+def test_unusable_cam_files_name_the_file(tmp_path, damage):
+    """Truncated / zero-byte files (BadZipFile, EOFError) and non-finite values
+    used to escape as bare decoder errors, or (NaN) to become full-image classes in
+    the pseudo-label job; each is a CamFileError naming the file."""
+    from mmwsss.utils.cam_io import CamFileError
+    p = str(tmp_path / f'{damage}.npz')
+    if damage in ('empty', 'truncated'):
+        save_cam(p, np.random.rand(1, 40, 40), [0], num_classes=3)
+        data = open(p, 'rb').read()
+        open(p, 'wb').write(b'' if damage == 'empty' else data[:len(data) // 2])
+        match = 'not a readable'
+    else:
+        value = {'nan': np.nan, 'inf': np.inf, 'range': 3.0}[damage]
+        cams = np.zeros((1, 4, 4))
+        cams[0, 1, 1] = value
+        _raw_cam(p, cams)
+        match = 'NaN or inf' if damage != 'range' else r'in \[0, 1\]'
+    with pytest.raises(CamFileError, match=f'{damage}.npz.*{match}'):
+        load_cam(p)

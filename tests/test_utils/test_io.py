@@ -2,6 +2,7 @@
 import os
 import stat
 
+import numpy as np
 import pytest
 
 from mmwsss.utils.io import atomic_write
@@ -46,3 +47,16 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
             raise RuntimeError('stop')
     assert p.read_text() == 'old'
     assert sorted(os.listdir(tmp_path)) == ['x.txt']
+
+
+@pytest.mark.parametrize('bad', [2.0, -1.0, float('nan'), 0.5])
+def test_class_label_values_outside_0_1_are_refused(tmp_path, bad):
+    """Image-level labels outside {0, 1} were accepted (a 2 trained as a stronger
+    positive, a NaN poisoned the loss); the error names the file and the id."""
+    from mmwsss.utils.io import load_class_labels
+    path = str(tmp_path / 'cls_labels.npy')
+    table = {'2007_000032': np.float32([1, 0, 0]),
+             '2007_000039': np.float32([0, bad, 1])}
+    np.save(path, table)
+    with pytest.raises(ValueError, match=r"cls_labels.npy.*'2007_000039'"):
+        load_class_labels(path)

@@ -251,15 +251,17 @@ class OAAHook(Hook):
             img_id = str(meta['img_id'])
             labels = ds.gt_label.to(scores.device)
             classes = torch.nonzero(labels > 0)[:, 0]
+            # every visited image is exported, one without a class as a CAM file
+            # with no map (K = 0): its seeds are background
+            if img_id not in self.ori_shapes:
+                shape = tuple(int(v) for v in meta['ori_shape'][:2])
+                self.ori_shapes[img_id] = shape
+                self._new_shapes[img_id] = shape
             if not len(classes):
                 continue
             if meta.get('attention_dropped', False):
                 self._stats['dropped'] += 1
                 self._stats['erased'] += float(meta.get('dropped_ratio', 0.0))
-            if img_id not in self.ori_shapes:
-                shape = tuple(int(v) for v in meta['ori_shape'][:2])
-                self.ori_shapes[img_id] = shape
-                self._new_shapes[img_id] = shape
             accept = self.gate_accepts(scores[i], labels) if accumulate else \
                 torch.zeros_like(labels, dtype=torch.bool)
             todo = []
