@@ -27,6 +27,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 from mmwsss.evaluation.seed_eval import (evaluate_cam_dir,  # noqa: E402
                                          format_seed_table, scores_to_json)
+from mmwsss.utils.cli import run_tool  # noqa: E402
 from mmwsss.utils.launch import build_split_dataset  # noqa: E402
 from mmwsss.utils.io import atomic_write  # noqa: E402
 
@@ -83,9 +84,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        # a readable one-line error; the messages name the file / id and the fix
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        sys.exit(f'eval_seeds.py: error: {msg}')
+    # a readable one-line error; the messages name the file / id and the fix
+    run_tool(main)

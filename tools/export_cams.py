@@ -12,6 +12,7 @@ import argparse
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.evaluation.cam_export import pending_ids, prepare_export_cfg
 from mmwsss.utils import register_all_modules
+from mmwsss.utils.cli import run_tool
 from mmwsss.utils.launch import (add_common_args, load_config,
                                  parse_common, run)
 
@@ -47,4 +48,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

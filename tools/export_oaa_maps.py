@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 import mmwsss  # noqa: E402,F401  (compat shims, checkpoint allow-list)
+from mmwsss.utils.cli import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -78,4 +79,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

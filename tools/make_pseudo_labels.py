@@ -36,6 +36,8 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import mmwsss  # noqa: E402,F401  (compat shims before mmseg / mmengine)
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from mmwsss.utils.cli import run_tool  # noqa: E402
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -172,12 +174,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit('make_pseudo_labels.py: interrupted; the labels written so far '
-                 'are complete, re-run the same command to finish')
-    except (FileNotFoundError, KeyError, ValueError, PermissionError,
-            ImportError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        sys.exit(f'make_pseudo_labels.py: error: {msg}')
+    run_tool(main, interrupted='interrupted; the labels written so far are '
+             'complete, re-run the same command to finish')

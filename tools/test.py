@@ -10,6 +10,7 @@ import os
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
+from mmwsss.utils.cli import run_tool
 from mmwsss.utils.launch import (add_common_args, load_config,
                                  parse_common, run)
 
@@ -110,4 +111,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -9,6 +9,7 @@ import argparse
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
+from mmwsss.utils.cli import run_tool
 from mmwsss.utils.launch import (add_common_args, apply_resume, enable_amp,
                                  load_config, parse_common, run)
 
@@ -44,4 +45,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -41,4 +41,20 @@ def build_pseudo_label_rule(
     if 'type' not in cfg:
         raise KeyError(f'pseudo-label rule config {cfg!r} has no "type"; '
                        f'registered: {sorted(PSEUDO_LABEL_RULES.module_dict)}')
+    rule_type = cfg['type']
+    cls = PSEUDO_LABEL_RULES.get(rule_type) if isinstance(rule_type, str) else \
+        rule_type
+    if cls is None:
+        raise KeyError(f'unknown pseudo-label rule {rule_type!r}; registered: '
+                       f'{sorted(PSEUDO_LABEL_RULES.module_dict)}')
+    import inspect
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        allowed = [n for n in params if n != 'self']
+        unknown = sorted(k for k in cfg if k != 'type' and k not in allowed)
+        if unknown:
+            raise ValueError(
+                f'pseudo-label rule {cls.__name__} has no argument(s) {unknown} '
+                f'(from pseudo_label_rule / --rule-options); its arguments: '
+                f'{allowed}')
     return PSEUDO_LABEL_RULES.build(cfg)

@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
+from mmwsss.utils.cli import ToolError, run_tool  # noqa: E402
 from mmwsss.utils.io import (save_class_labels, save_png_atomic,  # noqa: E402
                              voc_palette, write_split_ids)
 
@@ -99,6 +100,69 @@ def convert_image(item, out_dir, crowd, overwrite):
     save_png_atomic(out, label, voc_palette())
 
 
+IMAGE_KEYS = ('id', 'file_name', 'height', 'width')
+ANN_KEYS = ('id', 'image_id', 'category_id', 'segmentation')
+
+
+def load_split(ann_file: str, keep_empty: bool):
+    """Read and check one ``instances_<split>.json``; returns ``(items, labels)``.
+
+    Every problem names the file (and the entry): malformed JSON, missing keys,
+    unknown images or categories. Nothing is written here."""
+    if not osp.isfile(ann_file):
+        raise ToolError(f'{ann_file} does not exist: download the COCO 2014 '
+                        'annotations into COCO_ROOT/annotations (docs/datasets.md)')
+    try:
+        with open(ann_file) as f:
+            coco = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ToolError(f'{ann_file}: not valid JSON ({e}); download the file '
+                        'again') from e
+    if not isinstance(coco, dict):
+        raise ToolError(f'{ann_file}: expected a COCO instances object')
+    missing = [k for k in ('images', 'annotations', 'categories') if k not in coco]
+    if missing:
+        raise ToolError(f'{ann_file}: missing top-level key(s) {missing}: not a '
+                        'COCO instances file')
+
+    def check(entries, keys, what):
+        for n, entry in enumerate(entries):
+            lack = [k for k in keys if k not in entry]
+            if lack:
+                raise ToolError(f'{ann_file}: {what} #{n} '
+                                f'(id {entry.get("id", "?")}) lacks {lack}')
+
+    check(coco['categories'], ('id', ), 'category')
+    check(coco['images'], IMAGE_KEYS, 'image')
+    check(coco['annotations'], ANN_KEYS, 'annotation')
+    cats = sorted(c['id'] for c in coco['categories'])
+    if len(cats) != 80:
+        raise ToolError(f'{ann_file}: expected 80 categories, found {len(cats)}')
+    cat2label = {c: i + 1 for i, c in enumerate(cats)}
+    per_image = {im['id']: [] for im in coco['images']}
+    for ann in coco['annotations']:
+        if ann['image_id'] not in per_image:
+            raise ToolError(f"{ann_file}: annotation {ann['id']} refers to unknown "
+                            f"image {ann['image_id']}")
+        if ann['category_id'] not in cat2label:
+            raise ToolError(f"{ann_file}: annotation {ann['id']} has unknown "
+                            f"category {ann['category_id']}")
+        ann = dict(ann, label=cat2label[ann['category_id']])
+        per_image[ann['image_id']].append(ann)
+    items, labels = [], {}
+    for im in sorted(coco['images'], key=lambda x: x['file_name']):
+        anns = per_image[im['id']]
+        if not anns and not keep_empty:
+            continue
+        img_id = osp.splitext(im['file_name'])[0]
+        items.append((img_id, im['height'], im['width'], anns))
+        vec = np.zeros(80, np.float32)
+        for ann in anns:
+            vec[ann['label'] - 1] = 1
+        labels[img_id] = vec
+    return items, labels
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--coco-root', required=True)
@@ -110,41 +174,18 @@ def main():
     p.add_argument('--overwrite', action='store_true')
     a = p.parse_args()
 
+    # every split is read and checked before anything is written: a bad file
+    # leaves no half-converted root
+    splits = {
+        split: load_split(
+            osp.join(a.coco_root, 'annotations', f'instances_{split}.json'),
+            a.keep_empty)
+        for split in a.splits
+    }
     labels = {}
-    for split in a.splits:
-        ann_file = osp.join(a.coco_root, 'annotations',
-                            f'instances_{split}.json')
-        if not osp.isfile(ann_file):
-            sys.exit(f'{ann_file} does not exist: download the COCO 2014 '
-                     'annotations into COCO_ROOT/annotations (docs/datasets.md)')
-        with open(ann_file) as f:
-            coco = json.load(f)
-        cats = sorted(c['id'] for c in coco['categories'])
-        if len(cats) != 80:
-            sys.exit(f'{ann_file}: expected 80 categories, found {len(cats)}')
-        cat2label = {c: i + 1 for i, c in enumerate(cats)}
-        per_image = {im['id']: [] for im in coco['images']}
-        for ann in coco['annotations']:
-            if ann['image_id'] not in per_image:
-                sys.exit(f"{ann_file}: annotation {ann['id']} refers to unknown "
-                         f"image {ann['image_id']}")
-            if ann['category_id'] not in cat2label:
-                sys.exit(f"{ann_file}: annotation {ann['id']} has unknown "
-                         f"category {ann['category_id']}")
-            ann = dict(ann, label=cat2label[ann['category_id']])
-            per_image[ann['image_id']].append(ann)
-        items, ids = [], []
-        for im in sorted(coco['images'], key=lambda x: x['file_name']):
-            anns = per_image[im['id']]
-            if not anns and not a.keep_empty:
-                continue
-            img_id = osp.splitext(im['file_name'])[0]
-            items.append((img_id, im['height'], im['width'], anns))
-            vec = np.zeros(80, np.float32)
-            for ann in anns:
-                vec[ann['label'] - 1] = 1
-            labels[img_id] = vec
-            ids.append(img_id)
+    for split, (items, split_labels) in splits.items():
+        labels.update(split_labels)
+        ids = [it[0] for it in items]
         out_dir = osp.join(a.coco_root, 'SegmentationClass', split)
         os.makedirs(out_dir, exist_ok=True)
         fn = partial(
@@ -165,4 +206,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
+from mmwsss.utils.cli import ToolError, run_tool  # noqa: E402
 from mmwsss.utils.io import (labels_from_mask, read_label_png,  # noqa: E402
                              read_split_ids, save_class_labels,
                              save_png_atomic, voc_palette, voc_xml_names,
@@ -94,7 +95,7 @@ def main():
 
     for d, name in ((a.voc_root, '--voc-root'), (a.sbd_root, '--sbd-root')):
         if not osp.isdir(d):
-            sys.exit(f'{name} {d!r} does not exist (see docs/datasets.md)')
+            raise ToolError(f'{name} {d!r} does not exist (see docs/datasets.md)')
     seg_sets = osp.join(a.voc_root, 'ImageSets', 'Segmentation')
     voc_train = read_split_ids(osp.join(seg_sets, 'train.txt'))
     voc_val = read_split_ids(osp.join(seg_sets, 'val.txt'))
@@ -106,13 +107,45 @@ def main():
     aug = sorted(set(train_aug) - set(voc_train))
 
     out_dir = a.out_dir or osp.join(a.voc_root, 'SegmentationClassAug')
-    os.makedirs(out_dir, exist_ok=True)
     all_ids = sorted(set(train_aug) | set(voc_train) | val_set)
     mask_ids = sorted(set(train_aug) | set(voc_train))
+    sbd_cls_dir = osp.join(a.sbd_root, 'cls')
+    voc_seg_dir = osp.join(a.voc_root, 'SegmentationClass')
+
+    # Everything that can be checked is checked before anything is written (ids
+    # without a mask, XML classes); the split lists and the class-label file are
+    # written last, after every mask: a failed run leaves no half-converted root.
+    sources = set(os.listdir(voc_seg_dir)) if osp.isdir(voc_seg_dir) else set()
+    sbd_mats = set(os.listdir(sbd_cls_dir)) if osp.isdir(sbd_cls_dir) else set()
+    no_mask = [i for i in mask_ids
+               if i + '.png' not in sources and i + '.mat' not in sbd_mats]
+    if no_mask:
+        shown = ', '.join(no_mask[:5]) + (' ...' if len(no_mask) > 5 else '')
+        raise ToolError(
+            f'{len(no_mask)} id(s) of the VOC / SBD split lists have neither a VOC '
+            f'mask in {voc_seg_dir} nor an SBD mask in {sbd_cls_dir}: {shown}. '
+            'Extract both archives completely (docs/datasets.md); nothing was written')
+    source = a.label_source
+    ann_dir = osp.join(a.voc_root, 'Annotations')
+    if source == 'auto':
+        source = 'xml' if osp.isdir(ann_dir) else 'mask'
+    labels = {}
+    if source == 'xml':
+        for img_id in all_ids:
+            xml = osp.join(ann_dir, img_id + '.xml')
+            vec = np.zeros(20, np.float32)
+            for name in voc_xml_names(xml):
+                if name not in VOC_CLASSES:
+                    raise ToolError(f'{xml}: unknown class {name!r} (VOC classes: '
+                                    f'{", ".join(VOC_CLASSES)}); nothing was written')
+                vec[VOC_CLASSES.index(name)] = 1
+            labels[img_id] = vec
+
+    os.makedirs(out_dir, exist_ok=True)
     fn = partial(
         convert_one,
-        sbd_cls_dir=osp.join(a.sbd_root, 'cls'),
-        voc_seg_dir=osp.join(a.voc_root, 'SegmentationClass'),
+        sbd_cls_dir=sbd_cls_dir,
+        voc_seg_dir=voc_seg_dir,
         out_dir=out_dir,
         prefer=a.prefer,
         overwrite=a.overwrite)
@@ -124,33 +157,19 @@ def main():
     print(f'{out_dir}: {status.count("written")} masks written, '
           f'{status.count("kept")} kept')
 
+    if source == 'mask':
+        for img_id in all_ids:
+            png = osp.join(out_dir, img_id + '.png')
+            if not osp.isfile(png):
+                png = osp.join(voc_seg_dir, img_id + '.png')
+            labels[img_id] = labels_from_mask(read_label_png(png), 20, source=png)
     write_split_ids(osp.join(seg_sets, 'train_aug.txt'), train_aug)
     write_split_ids(osp.join(seg_sets, 'aug.txt'), aug)
     print(f'train_aug.txt: {len(train_aug)} ids (10,582 on the full data), '
           f'aug.txt: {len(aug)} ids')
-
-    source = a.label_source
-    ann_dir = osp.join(a.voc_root, 'Annotations')
-    if source == 'auto':
-        source = 'xml' if osp.isdir(ann_dir) else 'mask'
-    labels = {}
-    for img_id in all_ids:
-        if source == 'xml':
-            xml = osp.join(ann_dir, img_id + '.xml')
-            vec = np.zeros(20, np.float32)
-            for name in voc_xml_names(xml):
-                if name not in VOC_CLASSES:
-                    sys.exit(f'{xml}: unknown class {name!r}')
-                vec[VOC_CLASSES.index(name)] = 1
-        else:
-            png = osp.join(out_dir, img_id + '.png')
-            if not osp.isfile(png):
-                png = osp.join(a.voc_root, 'SegmentationClass', img_id + '.png')
-            vec = labels_from_mask(read_label_png(png), 20, source=png)
-        labels[img_id] = vec
     save_class_labels(osp.join(a.voc_root, 'cls_labels.npy'), labels)
     print(f'cls_labels.npy: {len(labels)} ids (labels from {source})')
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

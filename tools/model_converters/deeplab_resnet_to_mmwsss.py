@@ -35,6 +35,7 @@ from mmwsss.models.backbones.deeplab_resnet import DeepLabResNet  # noqa: E402
 from mmwsss.models.backbones.resnet_weights import (  # noqa: E402
     check_resnet_state_dict, convert_deeplab_resnet_state_dict,
     extract_deeplab_aspp, infer_resnet_depth, infer_resnet_stage_blocks)
+from mmwsss.utils.cli import run_tool  # noqa: E402
 from mmwsss.utils.io import atomic_write  # noqa: E402
 
 CONVERTER = 'tools/model_converters/deeplab_resnet_to_mmwsss.py'
@@ -128,4 +129,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from mmengine.runner import CheckpointLoader  # noqa: E402
 
 from mmwsss.models.backbones import convert_vgg16_state_dict  # noqa: E402
+from mmwsss.utils.cli import run_tool  # noqa: E402
 from mmwsss.utils.io import atomic_write  # noqa: E402
 
 
@@ -53,4 +54,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

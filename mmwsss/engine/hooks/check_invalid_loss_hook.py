@@ -41,6 +41,10 @@ def _batch_ids(data_batch, limit: int = 8) -> List[str]:
     return ids
 
 
+class InvalidLossError(RuntimeError):
+    """Training stopped at a NaN / inf loss (the message names the iteration)."""
+
+
 @HOOKS.register_module()
 class CheckInvalidLossHook(Hook):
     """Stop training as soon as a loss term is NaN or infinite.
@@ -184,4 +188,4 @@ class CheckInvalidLossHook(Hook):
              'CONFIG --resume, or load_from=CKPT).' if last else
              f'start again: no checkpoint was saved yet in {runner.work_dir}.'))
         print_log(msg, logger='current', level=40)  # logging.ERROR
-        raise RuntimeError(msg)
+        raise InvalidLossError(msg)

@@ -1,0 +1,69 @@
+"""How every mmwsss tool ends on an error: one line with the cause and the fix.
+
+The errors mmwsss raises for bad input (a missing or unreadable file, a checkpoint that
+does not fit, a wrong config value, a full disk, a training stopped by a guard) carry a
+message that names the file or config key and what to do. A tool run through
+:func:`run_tool` prints that message as one line ``<tool>: error: <message>`` on stderr
+and exits with status 1, without a traceback; ``MMWSSS_DEBUG=1`` re-raises it with the
+traceback. Any other exception (a bug) keeps its traceback.
+"""
+import os
+import sys
+from typing import Callable, Optional
+
+DEBUG_ENV = 'MMWSSS_DEBUG'
+
+
+class ToolError(Exception):
+    """An error of a tool's input or environment whose message says what to do."""
+
+
+def user_errors() -> tuple:
+    """The exception types reported as one line (bad input, not bugs)."""
+    import pickle
+    import zipfile
+
+    from mmwsss.utils.launch import CheckpointMismatchError
+    errors = [ToolError, OSError, KeyError, ValueError, ImportError,
+              CheckpointMismatchError, pickle.UnpicklingError, zipfile.BadZipFile,
+              EOFError]
+    try:
+        from mmwsss.engine.hooks.check_invalid_loss_hook import InvalidLossError
+        errors.append(InvalidLossError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def error_line(e: BaseException) -> str:
+    """The message of ``e`` as one line (``KeyError`` without its quotes)."""
+    if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str):
+        msg = e.args[0]
+    else:
+        msg = str(e) or type(e).__name__
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
+        msg = f'{e.filename}: {msg}'
+    return ' '.join(msg.split())
+
+
+def run_tool(main: Callable[[], Optional[int]], name: Optional[str] = None,
+             interrupted: Optional[str] = None) -> None:
+    """Run a tool's ``main`` and turn input errors into a one-line exit.
+
+    Args:
+        main: the tool's entry point (no arguments; it parses ``sys.argv``).
+        name: how the tool is named in the message; default: the script's name.
+        interrupted: what to say on Ctrl-C (default: ``interrupted``).
+    """
+    name = name or os.path.basename(sys.argv[0])
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        sys.exit(f'{name}: {interrupted or "interrupted"}')
+    except user_errors() as e:
+        if os.environ.get(DEBUG_ENV, '') not in ('', '0'):
+            raise
+        sys.exit(f'{name}: error: {error_line(e)} ({DEBUG_ENV}=1 shows the '
+                 'traceback)')
+    if code:
+        sys.exit(code)
