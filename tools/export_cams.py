@@ -4,13 +4,17 @@
         [--overwrite] [--cfg-options k=v ...] [--launcher pytorch]
     tools/dist_export_cams.sh CONFIG CHECKPOINT NGPUS --out CAM_DIR ...
 
-Existing CAM files are skipped unless --overwrite (an interrupted export resumes).
+Existing CAM files are skipped unless --overwrite (an interrupted export resumes); a
+damaged one (empty or truncated) is computed again, and temporary files of a killed
+export are removed (those of an export still running into the same folder are kept).
 CAM inference options (scales, flip, fusion, class restriction) are `model.test_cfg`.
 """
 import argparse
+import time
 
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
-from mmwsss.evaluation.cam_export import pending_ids, prepare_export_cfg
+from mmwsss.evaluation.cam_export import (pending_ids, prepare_export_cfg,
+                                          repair_cam_dir)
 from mmwsss.utils import register_all_modules
 from mmwsss.utils.cli import run_tool
 from mmwsss.utils.launch import (add_common_args, load_config,
@@ -31,12 +35,22 @@ def parse_args():
 
 
 def main():
+    started = time.time()
     args = parse_args()
     register_all_modules(init_default_scope=False)
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
     cfg = prepare_export_cfg(cfg, args.checkpoint, args.out, args.split,
                              args.overwrite, args.batch_size)
+    fixed = repair_cam_dir(cfg.test_dataloader.dataset, args.out, started)
+    if fixed['temp_files']:
+        print(f'removed {fixed["temp_files"]} temporary file(s) of an interrupted '
+              f'export from {args.out}')
+    if fixed['redone']:
+        shown = ', '.join(fixed['redone'][:5])
+        print(f'{len(fixed["redone"])} damaged CAM file(s) (empty or truncated) will '
+              f'be computed again: {shown}' +
+              (' ...' if len(fixed['redone']) > 5 else ''))
     if not args.overwrite:
         todo = pending_ids(cfg.test_dataloader.dataset, args.out)
         if not todo:

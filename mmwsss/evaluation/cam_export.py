@@ -22,6 +22,41 @@ def pending_ids(dataset_cfg: dict, out_dir: str) -> list:
     ]
 
 
+def repair_cam_dir(dataset_cfg: dict, out_dir: str, started: float) -> dict:
+    """Make a re-run of an export redo what a killed or damaged run left behind.
+
+    * temporary files of dead writers (``atomic_write`` of a killed export) are
+      deleted; those of a run still writing into the folder are kept;
+    * a CAM file of the split that exists but cannot be a complete file -- zero bytes
+      or not a zip archive (a truncated copy, a full disk outside mmwsss) -- is
+      deleted, so that the export computes it again instead of skipping it.
+
+    Returns ``dict(temp_files=N, redone=[ids])``.
+    """
+    import contextlib
+    import os
+    import zipfile
+
+    from mmwsss.utils.io import remove_stale_temp_files
+    temp = remove_stale_temp_files(out_dir, suffix='.npz', older_than=started)
+    redone = []
+    if osp.isdir(out_dir):
+        ann = dataset_cfg.get('ann_file', '')
+        root = dataset_cfg.get('data_root')
+        if root and not osp.isabs(ann):
+            ann = osp.join(root, ann)
+        present = set(os.listdir(out_dir))
+        for i in read_split_ids(ann):
+            path = cam_path(out_dir, i)
+            if osp.basename(path) not in present:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.getsize(path) == 0 or not zipfile.is_zipfile(path):
+                    os.remove(path)
+                    redone.append(i)
+    return dict(temp_files=temp, redone=redone)
+
+
 def prepare_export_cfg(cfg: Config,
                        checkpoint: str,
                        out_dir: str,

@@ -12,12 +12,11 @@ every label is ignore (255), no pixel of any label is a foreground class, or (wi
 evaluation) no GT-labelled pixel is labelled; ``tools/make_pseudo_labels.py`` then
 exits non-zero unless ``--allow-all-ignored``.
 """
-import contextlib
-import glob
 import multiprocessing as mp
 import os
 import os.path as osp
 import signal
+import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -25,7 +24,8 @@ import numpy as np
 
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
 from mmwsss.utils.io import (data_info_gt_path, data_info_id, read_label_png,
-                             save_png_atomic, voc_palette)
+                             remove_stale_temp_files, save_png_atomic,
+                             voc_palette)
 
 __all__ = [
     'PseudoLabelTask', 'collect_tasks', 'run_pseudo_label_job',
@@ -290,12 +290,12 @@ def pseudo_label_scores(confusion: np.ndarray, ignored: int, valid: int,
         class_names=list(class_names))
 
 
-def _remove_temp_files(tasks: Sequence[PseudoLabelTask]) -> None:
-    """Delete ``atomic_write`` temporary files in the output folders."""
+def _remove_temp_files(tasks: Sequence[PseudoLabelTask],
+                       started: Optional[float] = None) -> None:
+    """Delete the ``atomic_write`` temporary files of dead writers in the output
+    folders; another run writing into the same folder keeps its own."""
     for folder in sorted({osp.dirname(t.out_path) for t in tasks}):
-        for tmp in glob.glob(osp.join(glob.escape(folder), '.*.png.*.tmp')):
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+        remove_stale_temp_files(folder, suffix='.png', older_than=started)
 
 
 def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
@@ -315,7 +315,8 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
     workers = max(1, int(workers))
     init_args = (rule_cfg, num_classes, overwrite, evaluate)
     # temporary files of a run that was killed (SIGKILL, power loss) are garbage
-    _remove_temp_files(tasks)
+    started = time.time()
+    _remove_temp_files(tasks, started)
     bar = None
     if progress:
         from mmengine.utils import ProgressBar
@@ -346,7 +347,7 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
             pool.join()
             # a worker stopped at the wrong instant may not have unwound its
             # atomic write; every worker has exited here, so what is left is garbage
-            _remove_temp_files(tasks)
+            _remove_temp_files(tasks, started)
     if bar is not None:
         print()
     summary = dict(

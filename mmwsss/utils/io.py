@@ -6,6 +6,7 @@ renames it into place, so an interrupted run never leaves a half-written file be
 import contextlib
 import os
 import os.path as osp
+import re
 import tempfile
 from typing import Dict, Iterable, Optional, Sequence
 
@@ -57,8 +58,10 @@ def atomic_write(path: str, mode: str = 'wb'):
     path = osp.abspath(path)
     folder = osp.dirname(path)
     os.makedirs(folder, exist_ok=True)
+    # '.<name>.<pid>-<random>.tmp': the pid tells a later run whether the writer is
+    # still alive (remove_stale_temp_files)
     fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
+        prefix=f'.{osp.basename(path)}.{os.getpid()}-', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -68,6 +71,63 @@ def atomic_write(path: str, mode: str = 'wb'):
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+_TEMP_RE = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.tmp$')
+_OLD_TEMP_RE = re.compile(r'^\.(?P<name>.+)\.[^.]+\.tmp$')
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str, suffix: str = '',
+                            older_than: Optional[float] = None) -> int:
+    """Delete the :func:`atomic_write` temporary files of *dead* writers in
+    ``folder`` (a run killed with SIGKILL or by a power loss leaves them); returns
+    how many were removed.
+
+    A temporary file names its writer's pid: files of a process that is still running
+    -- e.g. another run writing into the same folder at the same time -- are kept.
+    Temporary files without a pid (older mmwsss) are removed only if they were last
+    modified before ``older_than`` (a ``time.time()``, e.g. the start of this run).
+
+    Args:
+        folder: the output folder.
+        suffix: only files written for ``*<suffix>`` (e.g. ``'.png'``).
+        older_than: see above; None keeps pid-less files.
+    """
+    if not osp.isdir(folder):
+        return 0
+    removed = 0
+    for entry in os.listdir(folder):
+        if not (entry.startswith('.') and entry.endswith('.tmp')):
+            continue
+        path = osp.join(folder, entry)
+        m = _TEMP_RE.match(entry)
+        if m:
+            if not m.group('name').endswith(suffix) or _pid_alive(
+                    int(m.group('pid'))):
+                continue
+        else:
+            m = _OLD_TEMP_RE.match(entry)
+            if not m or not m.group('name').endswith(suffix) or older_than is None:
+                continue
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_mtime >= older_than:
+                    continue
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+            removed += 1
+    return removed
 
 
 def voc_palette(num_colors: int = 256) -> np.ndarray:

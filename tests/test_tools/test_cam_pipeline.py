@@ -53,6 +53,32 @@ def test_trained_cam_beats_trivial_seed(toy64, tmp_path, python_exe):
     p = _run([python_exe, 'tools/export_cams.py', CONFIG, ckpt, '--out', cams,
               '--cfg-options'] + data)
     assert 'already exist' in p.stdout
+    # a re-run repairs: a damaged CAM file is computed again, the temporary file of
+    # a killed export (dead pid) goes, one of a live export stays
+    from mmwsss.utils.cam_io import load_cam
+    names = sorted(os.listdir(cams))
+    damaged = osp.join(cams, names[7])
+    good = open(damaged, 'rb').read()
+    open(damaged, 'wb').write(good[:len(good) // 2])
+    gone = subprocess.Popen(['true'])
+    gone.wait()
+    live = subprocess.Popen(['sleep', '60'])
+    try:
+        dead_tmp = osp.join(cams, f'.{names[3]}.{gone.pid}-abc.tmp')
+        live_tmp = osp.join(cams, f'.{names[4]}.{live.pid}-abc.tmp')
+        for t in (dead_tmp, live_tmp):
+            open(t, 'wb').write(b'partial')
+        p = _run([python_exe, 'tools/export_cams.py', CONFIG, ckpt, '--out', cams,
+                  '--cfg-options'] + data)
+        assert '1 damaged CAM file(s)' in p.stdout and names[7][:-4] in p.stdout
+        assert 'removed 1 temporary file(s)' in p.stdout
+        assert not osp.exists(dead_tmp) and osp.exists(live_tmp)
+    finally:
+        live.kill()
+        live.wait()
+    os.remove(live_tmp)
+    assert load_cam(damaged).cams.shape[0] >= 1
+    assert sorted(os.listdir(cams)) == names
     trivial = str(tmp_path / 'trivial')
     _run([python_exe, 'tools/misc/make_trivial_cams.py', CONFIG, '--out',
           trivial, '--data-root', toy64])

@@ -60,3 +60,45 @@ def test_class_label_values_outside_0_1_are_refused(tmp_path, bad):
     np.save(path, table)
     with pytest.raises(ValueError, match=r"cls_labels.npy.*'2007_000039'"):
         load_class_labels(path)
+
+
+def test_stale_temp_files_of_dead_writers_only(tmp_path):
+    """A second run into the same folder removes the temporary files of killed runs
+    but not those of a run that is still writing (concurrent --split train / val)."""
+    import subprocess
+    import time
+
+    from mmwsss.utils.io import atomic_write, remove_stale_temp_files
+    gone = subprocess.Popen(['true'])
+    gone.wait()
+    live = subprocess.Popen(['sleep', '60'])
+    try:
+        names = {
+            'dead': f'.a.png.{gone.pid}-x1.tmp',
+            'live': f'.b.png.{live.pid}-x2.tmp',
+            'mine': f'.c.png.{os.getpid()}-x3.tmp',
+            'other_suffix': f'.d.npz.{gone.pid}-x4.tmp',
+            'old_style': '.e.png.k2j3.tmp',
+        }
+        for n in names.values():
+            (tmp_path / n).write_bytes(b'partial')
+        os.utime(tmp_path / names['old_style'], (1, 1))
+        assert remove_stale_temp_files(str(tmp_path), suffix='.png') == 1
+        left = set(os.listdir(tmp_path))
+        assert names['dead'] not in left
+        assert {names['live'], names['mine'], names['other_suffix'],
+                names['old_style']} <= left
+        # pid-less files: only when older than the run's start
+        assert remove_stale_temp_files(str(tmp_path), suffix='.png',
+                                       older_than=time.time()) == 1
+        assert names['old_style'] not in os.listdir(tmp_path)
+    finally:
+        live.kill()
+        live.wait()
+    # atomic_write names its writer
+    with atomic_write(str(tmp_path / 'f.png')) as f:
+        tmp_names = [n for n in os.listdir(tmp_path) if n.startswith('.f.png.')]
+        f.write(b'x')
+    assert len(tmp_names) == 1
+    assert tmp_names[0].startswith(f'.f.png.{os.getpid()}-')
+    assert tmp_names[0].endswith('.tmp')
