@@ -116,3 +116,13 @@ def test_data_preprocessor_stacks_a_training_batch(path):
     assert out['inputs'].shape[0] == 2
     assert out['inputs'].shape[-2:] == tuple(max(s[i] for s in shapes)
                                              for i in range(2))
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_config_basics_hold(path):
+    """The tools' schedule / loader check accepts every shipped config."""
+    from mmwsss.utils.launch import check_config_basics, load_config
+    cfg = load_config(path)
+    check_config_basics(cfg, 'train')
+    check_config_basics(cfg, 'test')

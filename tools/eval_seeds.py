@@ -23,12 +23,13 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 import mmwsss  # noqa: E402,F401  (compat shims before mmseg / mmengine)
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from mmwsss.evaluation.seed_eval import (evaluate_cam_dir,  # noqa: E402
                                          format_seed_table, scores_to_json)
 from mmwsss.utils.cli import run_tool  # noqa: E402
-from mmwsss.utils.launch import build_split_dataset  # noqa: E402
+from mmwsss.utils.launch import (build_split_dataset,  # noqa: E402
+                                 key_value_action)
 from mmwsss.utils.io import atomic_write  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def parse_args(argv=None):
                    '(default 10)')
     p.add_argument('--no-progress', action='store_true',
                    help='do not show a progress bar')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+    p.add_argument('--cfg-options', nargs='+', action=key_value_action(),
                    help='override settings of the config, key=value pairs')
     return p.parse_args(argv)
 

@@ -34,9 +34,10 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 import mmwsss  # noqa: E402,F401  (compat shims before mmseg / mmengine)
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from mmwsss.utils.cli import run_tool  # noqa: E402
+from mmwsss.utils.launch import key_value_action  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -46,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument('cam_dir', help='folder of <img_id>.npz CAM files')
     p.add_argument('--out', required=True, help='output folder of PNG labels')
     p.add_argument('--rule', help='rule type (overrides cfg.pseudo_label_rule)')
-    p.add_argument('--rule-options', nargs='+', action=DictAction,
+    p.add_argument('--rule-options', nargs='+', action=key_value_action(),
                    help='override arguments of the rule, key=value pairs')
     p.add_argument('--saliency-dir', help='folder of <img_id>.png saliency maps '
                    '(default: the dataset\'s data_prefix.saliency_path)')
@@ -66,7 +67,7 @@ def parse_args(argv=None):
                    'it such labels stop the tool with a non-zero exit (the '
                    'labels written stay)')
     p.add_argument('--no-progress', action='store_true')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+    p.add_argument('--cfg-options', nargs='+', action=key_value_action(),
                    help='override settings of the config, key=value pairs')
     return p.parse_args(argv)
 

@@ -14,16 +14,37 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 
+def key_value_action():
+    """MMEngine's ``DictAction`` that refuses an item without ``=`` with a usage
+    error naming it (MMEngine fails with an unpacking traceback)."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    class KeyValueAction(DictAction):
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            items = values if isinstance(values, (list, tuple)) else [values]
+            for item in items:
+                key = str(item).partition('=')[0]
+                if '=' not in str(item) or not key.strip():
+                    raise argparse.ArgumentError(
+                        self, f'{item!r} is not key=value (e.g. '
+                        'train_cfg.max_epochs=2 "model.test_cfg.scales=[1.0]")')
+            super().__call__(parser, namespace, values, option_string)
+
+    return KeyValueAction
+
+
 def add_common_args(parser, work_dir_help: str = 'the dir to save logs and '
                     'models') -> None:
     """The flags every mmwsss runner tool shares (MMSeg-compatible):
     ``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``."""
-    from mmengine.config import DictAction
     parser.add_argument('--work-dir', help=work_dir_help)
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=key_value_action(),
         help='override settings of the config, key=value pairs '
         '(e.g. train_cfg.max_iters=100 "a.b=[1,2]")')
     parser.add_argument(
@@ -119,6 +140,44 @@ def load_config(config: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
     return cfg
+
+
+def _positive_int(cfg: Config, key: str, minimum: int = 1):
+    node = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+    for part in key.split('.'):
+        if not isinstance(node, dict) or part not in node:
+            return
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int) or node < minimum:
+        raise ValueError(
+            f'config key {key}={node!r}: must be an integer >= {minimum} '
+            f'(check --cfg-options {key}=...)')
+
+
+def check_config_basics(cfg: Config, mode: str) -> None:
+    """Refuse a merged config whose schedule or loaders cannot be right, naming the
+    key: e.g. ``--cfg-options train_cfg.max_epochs=-1`` (MMEngine trains nothing and
+    exits 0) or ``train_cfg.max_iters=abc`` (MMEngine fails later in ``int()``)."""
+    if mode == 'train':
+        train_cfg = cfg.get('train_cfg') or {}
+        for key in ('max_epochs', 'max_iters', 'val_interval', 'val_begin'):
+            if key in train_cfg:
+                _positive_int(cfg, f'train_cfg.{key}',
+                              minimum=0 if key == 'val_begin' else 1)
+        _positive_int(cfg, 'train_dataloader.batch_size')
+        _positive_int(cfg, 'train_dataloader.num_workers', minimum=0)
+        lr = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('lr')
+        if lr is not None and (isinstance(lr, bool) or
+                               not isinstance(lr, (int, float)) or lr < 0):
+            raise ValueError(f'config key optim_wrapper.optimizer.lr={lr!r}: must '
+                             'be a number >= 0')
+        hooks = cfg.get('default_hooks') or {}
+        if isinstance(hooks.get('checkpoint'), dict):
+            _positive_int(cfg, 'default_hooks.checkpoint.interval', minimum=-1)
+    for split in ('val', 'test'):
+        if cfg.get(f'{split}_dataloader'):
+            _positive_int(cfg, f'{split}_dataloader.batch_size')
+            _positive_int(cfg, f'{split}_dataloader.num_workers', minimum=0)
 
 
 def apply_resume(cfg: Config, resume: Optional[str]) -> Config:
@@ -357,6 +416,7 @@ def run(cfg: Config, mode: str):
     Returns what the Runner returns (the metrics dict for ``test``)."""
     if mode not in ('train', 'test'):
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+    check_config_basics(cfg, mode)
     setup_device(cfg)
     runner = build_runner(cfg)
     if mode == 'test' and cfg.get('load_from'):

@@ -1,8 +1,11 @@
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.config import Config
 
 from mmwsss.utils import launch
+from tests.conftest import REPO
 
 
 def _cfg(**kw):
@@ -137,3 +140,33 @@ def test_network_is_blocked_in_test_subprocesses():
     assert p.returncode == 0, p.stderr
     assert 'blocked: ' in p.stdout and 'must not download' in p.stdout
     assert 'loopback ok' in p.stdout
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('train_cfg.max_epochs', -1, r'train_cfg.max_epochs=-1: must be an integer >= 1'),
+    ('train_cfg.max_epochs', 'abc', r"train_cfg.max_epochs='abc'"),
+    ('train_dataloader.batch_size', 0, r'train_dataloader.batch_size=0'),
+    ('optim_wrapper.optimizer.lr', 'x', r'optim_wrapper.optimizer.lr'),
+])
+def test_schedule_and_loader_mistakes_name_the_key(key, value, match):
+    """``max_epochs=-1`` trained nothing with exit 0; ``max_epochs=abc`` failed deep
+    in MMEngine with ``int('abc')``."""
+    from mmwsss.utils.launch import check_config_basics, load_config
+    cfg = load_config(osp.join(REPO, 'configs', 'cam', 'cam_vgg16_voc.py'),
+                      {key: value})
+    with pytest.raises(ValueError, match=match):
+        check_config_basics(cfg, 'train')
+    check_config_basics(load_config(
+        osp.join(REPO, 'configs', 'cam', 'cam_vgg16_voc.py')), 'train')
+
+
+def test_cfg_option_without_equal_sign_is_a_usage_error(capsys):
+    import argparse
+
+    from mmwsss.utils.launch import add_common_args
+    parser = argparse.ArgumentParser(prog='train.py')
+    add_common_args(parser)
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(['--cfg-options', 'train_cfg.max_epochs'])
+    assert e.value.code == 2
+    assert "'train_cfg.max_epochs' is not key=value" in capsys.readouterr().err
