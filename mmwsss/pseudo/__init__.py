@@ -51,7 +51,8 @@ def build_pseudo_label_rule(
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         allowed = [n for n in params if n != 'self']
-        unknown = sorted(k for k in cfg if k != 'type' and k not in allowed)
+        unknown = sorted(k for k in cfg
+                         if k not in ('type', '_scope_') and k not in allowed)
         if unknown:
             raise ValueError(
                 f'pseudo-label rule {cls.__name__} has no argument(s) {unknown} '

@@ -135,7 +135,8 @@ def test_user_config_inherits_mmwsss_config(installed_pkg, dirs):
     out = _probe(_ok(_run([PY, probe, cfg_path], cwd=cwd)))
     assert out['cwd'] == cwd
     # inherited
-    assert out['hooks'] == ['WSSSNumClassCheckHook', 'OAAHook']
+    assert out['hooks'] == [
+        'WSSSNumClassCheckHook', 'CheckInvalidLossHook', 'OAAHook']
     assert out['head'] == 'CAMHead'
     assert out['sampler'] == 'DefaultSampler'
     # overridden
@@ -143,10 +144,11 @@ def test_user_config_inherits_mmwsss_config(installed_pkg, dirs):
     assert out['default_scope'] == 'mmseg'
     # {{_base_.train_pipeline}} and _base_.custom_hooks
     assert out['my_pipeline'][0] == 'LoadImageFromFile'
-    assert out['my_hooks'] == ['WSSSNumClassCheckHook', 'OAAHook']
+    assert out['my_hooks'] == [
+        'WSSSNumClassCheckHook', 'CheckInvalidLossHook', 'OAAHook']
     # the dicts of an mmwsss:: config carry mmwsss's scope ...
     assert out['model_scope'] == 'mmwsss'
-    assert out['hook_scopes'] == ['mmwsss', 'mmwsss']
+    assert out['hook_scopes'] == ['mmwsss'] * 3
     # ... so they build with mmwsss's registries, whatever the default scope
     assert out['model'].startswith('mmwsss.models.')
     assert out['rule'].startswith('mmwsss.pseudo.')
@@ -402,4 +404,5 @@ def test_wheel_install_resolves_copied_configs(clone, wheel, dirs, tmp_path):
     assert not osp.islink(mim)
     # for a wheel, MMEngine's own get_installed_path agrees (no shim needed)
     assert out['mmengine_path'] == osp.join(target, 'mmwsss')
-    assert out['hooks'] == ['WSSSNumClassCheckHook', 'OAAHook']
+    assert out['hooks'] == [
+        'WSSSNumClassCheckHook', 'CheckInvalidLossHook', 'OAAHook']
