@@ -23,9 +23,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
-from mmwsss.utils.io import (data_info_gt_path, data_info_id, read_label_png,
-                             remove_stale_temp_files, save_png_atomic,
-                             voc_palette)
+from mmwsss.utils.io import (data_info_gt_path, data_info_id, decoding,
+                             read_label_png, remove_stale_temp_files,
+                             save_png_atomic, voc_palette)
 
 __all__ = [
     'PseudoLabelTask', 'collect_tasks', 'run_pseudo_label_job',
@@ -49,16 +49,16 @@ def _shown(ids: Sequence[str], n: int = 5) -> str:
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB."""
+    """An image file as (H, W, 3) uint8 RGB (a damaged file names itself)."""
     from PIL import Image
-    with Image.open(path) as img:
+    with decoding(path, 'image'), Image.open(path) as img:
         return np.asarray(img.convert('RGB'), dtype=np.uint8).copy()
 
 
 def read_saliency(path: str) -> np.ndarray:
     """A saliency map as (H, W) uint8 in [0, 255] (colour files are averaged)."""
     from PIL import Image
-    with Image.open(path) as img:
+    with decoding(path, 'saliency map'), Image.open(path) as img:
         if img.mode not in ('L', 'P', 'I', 'I;16', 'F'):
             img = img.convert('L')
         arr = np.asarray(img)
@@ -224,7 +224,8 @@ def process_task(task: PseudoLabelTask) -> dict:
         image = saliency = None
         if task.img_path is not None and not rule.requires_image:
             from PIL import Image
-            with Image.open(task.img_path) as im:  # reads the header only
+            with decoding(task.img_path), Image.open(
+                    task.img_path) as im:  # reads the header only
                 size = (im.height, im.width)
             if size != rec.shape:
                 raise ValueError(

@@ -308,9 +308,30 @@ def labels_from_mask(mask: np.ndarray,
     return vec
 
 
+class ImageFileError(ValueError):
+    """An image / label file that cannot be decoded; the message names it."""
+
+
+@contextlib.contextmanager
+def decoding(path: str, what: str = 'image'):
+    """Turn a decoder error while reading ``path`` into :class:`ImageFileError`
+    naming the file (PIL says only "image file is truncated")."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        if isinstance(e, ImageFileError):
+            raise
+        raise ImageFileError(
+            f'{path}: cannot decode the {what} ({type(e).__name__}: {e}); the file is '
+            'damaged: re-extract or regenerate it') from e
+
+
 def read_label_png(path: str) -> np.ndarray:
-    """Read a single-channel label PNG (palette indices, not colours)."""
-    with Image.open(path) as img:
+    """Read a single-channel label PNG (palette indices, not colours); a damaged
+    file is an :class:`ImageFileError` naming it."""
+    with decoding(path, 'label map'), Image.open(path) as img:
         return np.array(img)
 
 

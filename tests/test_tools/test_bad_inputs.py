@@ -54,20 +54,49 @@ def error_line(p, tool):
     return lines[-1]
 
 
-@pytest.fixture
-def toy_cams(toy_root, tmp_path):
-    """Plain CAM files of the toy train split (blurred GT masks)."""
+def _make_cams(root, out):
     from mmwsss.utils.cam_io import cam_path, save_cam
     from mmwsss.utils.io import read_label_png, read_split_ids
-    ids = read_split_ids(osp.join(toy_root, 'ImageSets', 'Segmentation',
-                                  'train.txt'))
-    out = str(tmp_path / 'cams')
+    ids = read_split_ids(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt'))
     for i in ids:
-        gt = read_label_png(osp.join(toy_root, 'SegmentationClass', i + '.png'))
+        gt = read_label_png(osp.join(root, 'SegmentationClass', i + '.png'))
         labels = sorted(int(c) - 1 for c in np.unique(gt) if 0 < c < 255)
         cams = np.stack([(gt == c + 1).astype(np.float32) * 0.9 for c in labels])
         save_cam(cam_path(out, i), cams, labels, num_classes=8)
-    return out, ids
+    return ids
+
+
+@pytest.mark.parametrize('damage', ['jpeg', 'gt_png'])
+def test_damaged_image_files_are_named(toy_copy, tmp_path, damage):
+    """A truncated JPEG (pseudo labels with a CRF read the image) or a corrupt GT PNG
+    (seed evaluation) used to end in PIL's "image file is truncated" with no name."""
+    cams = str(tmp_path / 'cams')
+    ids = _make_cams(toy_copy, cams)
+    bad_id = ids[6]
+    if damage == 'jpeg':
+        path = osp.join(toy_copy, 'JPEGImages', bad_id + '.jpg')
+    else:
+        path = osp.join(toy_copy, 'SegmentationClass', bad_id + '.png')
+    data = open(path, 'rb').read()
+    open(path, 'wb').write(data[:len(data) // 2])
+    if damage == 'jpeg':
+        p = run_inprocess('make_pseudo_labels.py', TOY_CONFIG, cams, '--out',
+                          tmp_path / 'labels', '--rule', 'ThresholdBackground',
+                          '--rule-options', 'crf=irn_label', '--no-progress',
+                          *_opts(toy_copy))
+        line = error_line(p, 'make_pseudo_labels.py')
+    else:
+        p = run_inprocess('eval_seeds.py', cams, TOY_CONFIG, '--no-progress',
+                          *_opts(toy_copy))
+        line = error_line(p, 'eval_seeds.py')
+    assert path in line and 'cannot decode' in line
+
+
+@pytest.fixture
+def toy_cams(toy_root, tmp_path):
+    """Plain CAM files of the toy train split (blurred GT masks)."""
+    out = str(tmp_path / 'cams')
+    return out, _make_cams(toy_root, out)
 
 
 def _opts(toy_root):
@@ -203,3 +232,57 @@ def test_voc_converter_checks_before_writing(tmp_path):
     line = error_line(p, 'voc_aug.py')
     assert f'{meta["voc_val"][0]}.xml' in line and "'unicorn'" in line
     assert _tree_listing(meta['root']) == before
+
+
+def test_two_concurrent_pseudo_label_runs_into_one_folder(toy_root, tmp_path):
+    """``--split train`` and ``--split val`` at once into one folder: neither deletes
+    the other's temporary files (a live writer's file is kept, a dead one's goes),
+    both finish, every label is complete."""
+    from tests.conftest import run_env
+    from mmwsss.utils.cam_io import cam_path, save_cam
+    from mmwsss.utils.io import read_label_png, read_split_ids
+    cams = str(tmp_path / 'cams')
+    ids = {}
+    for split in ('train', 'val'):
+        ids[split] = read_split_ids(osp.join(toy_root, 'ImageSets', 'Segmentation',
+                                             f'{split}.txt'))
+        for i in ids[split]:
+            gt = read_label_png(osp.join(toy_root, 'SegmentationClass', i + '.png'))
+            labels = sorted(int(c) - 1 for c in np.unique(gt) if 0 < c < 255)
+            save_cam(cam_path(cams, i), np.stack(
+                [(gt == c + 1).astype(np.float32) for c in labels]), labels, 8)
+    out = tmp_path / 'labels'
+    out.mkdir()
+    gone = subprocess.Popen(['true'])
+    gone.wait()
+    live = subprocess.Popen(['sleep', '120'])
+    try:
+        live_tmp = out / f'.other.png.{live.pid}-x.tmp'
+        dead_tmp = out / f'.killed.png.{gone.pid}-x.tmp'
+        live_tmp.write_bytes(b'half')
+        dead_tmp.write_bytes(b'half')
+        procs = [
+            subprocess.Popen(
+                [sys.executable, osp.join(REPO, 'tools', 'make_pseudo_labels.py'),
+                 TOY_CONFIG, cams, '--out', str(out), '--split', split, '--rule',
+                 'ThresholdBackground', '--rule-options', 'crf=irn_label',
+                 '--workers', '2', '--no-progress', '--cfg-options',
+                 f'{split}_dataloader.dataset.data_root={toy_root}',
+                 # the toy classifier's val split is train.txt (as VOC's)
+                 f'{split}_dataloader.dataset.ann_file=ImageSets/Segmentation/'
+                 f'{split}.txt'],
+                cwd=REPO, env=run_env(), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True) for split in ('train', 'val')
+        ]
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=600)
+            assert p.returncode == 0, stdout[-2000:] + stderr[-4000:]
+        assert live_tmp.exists() and not dead_tmp.exists()
+    finally:
+        live.kill()
+        live.wait()
+    live_tmp.unlink()
+    names = sorted(os.listdir(out))
+    assert names == sorted(i + '.png' for i in ids['train'] + ids['val'])
+    for n in names:
+        read_label_png(str(out / n))  # complete files
