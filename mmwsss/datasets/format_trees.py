@@ -736,6 +736,31 @@ def _load_tool(rel_path: str):
     return module
 
 
+def _calibrate_batch_norm(model, input_scale: float, seed: int,
+                          batches: int = 4, size: int = 96) -> None:
+    """Give a randomly initialised network the BatchNorm statistics of its own
+    activations, as trained weights have.
+
+    The DeepLab configs freeze BN (running statistics in eval mode); with the
+    statistics of a fresh init (mean 0, var 1) the activations of a ResNet-101 grow
+    through its 33 blocks until the loss overflows. The running statistics are
+    re-estimated (cumulative average) from random inputs at the scale the configs
+    feed (``input_scale``: the std of the normalised input), so that frozen BN
+    normalises as it does with real ImageNet weights."""
+    import torch
+    import torch.nn as nn
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.randn(2, 3, size, size, generator=gen) * input_scale)
+    model.eval()
+
+
 def make_standin_weights(out_dir: str,
                          seed: int = 0,
                          overwrite: bool = False) -> Dict[str, str]:
@@ -751,6 +776,11 @@ def make_standin_weights(out_dir: str,
     * ``resnet101_v1c-e67eebb6.pth``: ``{'state_dict': ...}`` of MMSeg's
       ``ResNetV1c(depth=101)`` (deep stem ``stem.*``, ``layer1..4``; no classifier),
       the names of OpenMMLab's ``open-mmlab://resnet101_v1c`` file.
+
+    The ResNets' BatchNorm statistics are those of their own activations on random
+    inputs at the configs' input scale (:func:`_calibrate_batch_norm`): the configs
+    freeze BN, and the statistics of a fresh init would let the activations of 101
+    layers overflow.
 
     Existing files are kept unless ``overwrite`` (real weights are never replaced
     by accident).
@@ -777,7 +807,11 @@ def make_standin_weights(out_dir: str,
         del state
     if todo('deeplab_resnet101_imagenet_mmwsss.pth'):
         with _seeded(seed + 1):
-            state = torchvision.models.resnet101(weights=None).state_dict()
+            net = torchvision.models.resnet101(weights=None)
+        # the DeepLabV2 configs feed BGR with the mean subtracted, no std (~74)
+        _calibrate_batch_norm(net, input_scale=74.0, seed=seed + 1)
+        state = net.state_dict()
+        del net
         fd, tmp = tempfile.mkstemp(prefix='.resnet101-torchvision.',
                                    suffix='.pth', dir=out_dir)
         os.close(fd)
@@ -796,6 +830,8 @@ def make_standin_weights(out_dir: str,
         with _seeded(seed + 2):
             backbone = ResNetV1c(depth=101)
             backbone.init_weights()
+        # RGB normalised by the ImageNet mean / std
+        _calibrate_batch_norm(backbone, input_scale=1.0, seed=seed + 2)
         with atomic_write(paths['resnet101_v1c-e67eebb6.pth']) as f:
             torch.save({'state_dict': backbone.state_dict()}, f)
     return paths

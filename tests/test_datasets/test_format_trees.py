@@ -471,3 +471,22 @@ def test_make_format_trees_tool(tmp_path):
     assert len(load_class_labels(str(voc / 'cls_labels.npy'))) == 5
     assert (out / 'benchmark_RELEASE/dataset/cls').is_dir()
     assert not (out / 'coco2014').exists()  # only with --coco
+
+
+def test_standin_resnets_stay_finite_with_frozen_bn(standin_weights):
+    """The stand-in ResNet-101 weights carry BN statistics of their own activations:
+    with the configs' frozen BN and input scale the features stay finite and of
+    moderate size (a fresh init's statistics let 101 layers overflow)."""
+    import torch
+
+    from mmwsss.models.backbones import DeepLabResNet
+    net = DeepLabResNet(depth=101, init_cfg=dict(
+        type='Pretrained',
+        checkpoint=standin_weights['deeplab_resnet101_imagenet_mmwsss.pth']))
+    net.init_weights()
+    net.eval()
+    x = torch.rand(1, 3, 97, 97) * 255 - 120  # BGR, mean subtracted
+    with torch.no_grad():
+        out = net(x)[-1]
+    assert torch.isfinite(out).all()
+    assert out.abs().max() < 1e4, out.abs().max()
