@@ -7,11 +7,20 @@ message that names the file or config key and what to do. A tool run through
 and exits with status 1, without a traceback; ``MMWSSS_DEBUG=1`` re-raises it with the
 traceback. Any other exception (a bug) keeps its traceback.
 """
+import errno
 import os
 import sys
 from typing import Callable, Optional
 
 DEBUG_ENV = 'MMWSSS_DEBUG'
+_ERRNO_FIX = {
+    errno.ENOSPC: 'free some disk space and run the same command again (finished '
+    'files are complete and kept)',
+    errno.EDQUOT: 'the disk quota is full: free some space and run the same '
+    'command again (finished files are kept)',
+    errno.EACCES: 'check the permissions of the file / folder',
+    errno.EROFS: 'the file system is read-only: write somewhere else',
+}
 
 
 class ToolError(Exception):
@@ -43,6 +52,8 @@ def error_line(e: BaseException) -> str:
         msg = str(e) or type(e).__name__
     if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
         msg = f'{e.filename}: {msg}'
+    if isinstance(e, OSError) and e.errno in _ERRNO_FIX:
+        msg += f'; {_ERRNO_FIX[e.errno]}'
     return ' '.join(msg.split())
 
 

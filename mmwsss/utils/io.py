@@ -67,9 +67,12 @@ def atomic_write(path: str, mode: str = 'wb'):
             yield f
         os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(e, OSError) and not e.filename and e.errno:
+            # e.g. ENOSPC from a write: say which file could not be written
+            raise OSError(e.errno, e.strerror or str(e), path) from e
         raise
 
 

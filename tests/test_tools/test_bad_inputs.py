@@ -170,7 +170,20 @@ def test_disk_full_is_one_line(capsys):
         run_tool(main, name='make_pseudo_labels.py')
     assert str(e.value.code).startswith(
         'make_pseudo_labels.py: error: [Errno 28] No space left on device: '
-        "'/data/PseudoLabels/2007_000032.png'")
+        "'/data/PseudoLabels/2007_000032.png'; free some disk space")
+
+
+def test_a_failed_write_names_its_file(tmp_path):
+    """A write that fails with ENOSPC (no file name in the error) names the file
+    it was writing; nothing is left behind."""
+    from mmwsss.utils.io import atomic_write
+    target = str(tmp_path / 'out' / '2007_000032.png')
+    with pytest.raises(OSError) as e:
+        with atomic_write(target) as f:
+            f.write(b'half')
+            raise OSError(errno.ENOSPC, 'No space left on device')
+    assert e.value.errno == errno.ENOSPC and e.value.filename == target
+    assert os.listdir(tmp_path / 'out') == []
 
 
 def test_unexpected_errors_keep_their_traceback():
