@@ -384,11 +384,9 @@ def load_checkpoint_strict(runner, path: str) -> dict:
     while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
         model = model.module
     ckpt = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-    own = model.state_dict()
-    missing = [k for k in own if k not in ckpt]
-    unexpected = [k for k in ckpt if k not in own]
-    shapes = [f'{k} {tuple(ckpt[k].shape)} vs {tuple(own[k].shape)}'
-              for k in own if k in ckpt and ckpt[k].shape != own[k].shape]
+    from mmwsss.models.backbones.state_dict_utils import state_dict_diff
+    missing, unexpected, shapes = state_dict_diff(ckpt, model.state_dict())
+    shapes = [f'{k} {a} vs {b}' for k, a, b in shapes]
     if missing or unexpected or shapes:
         parts = []
         if shapes:

@@ -42,7 +42,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 
 from .state_dict_utils import (format_names, rename_state_dict,
-                               unwrap_state_dict)
+                               state_dict_diff, unwrap_state_dict)
 
 __all__ = [
     'ResNetStateDictError', 'convert_deeplab_resnet_state_dict',
@@ -350,15 +350,10 @@ def check_resnet_state_dict(state_dict: Mapping,
             a ResNet-101); shape mismatches are listed too.
         ValueError: only shapes differ.
     """
-    missing = [k for k in expected if k not in state_dict
-               and not k.endswith('num_batches_tracked')]
-    unexpected = [k for k in state_dict if k not in expected]
-    shapes = [
-        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-        f'{tuple(expected[k].shape)}' for k in state_dict
-        if k in expected and hasattr(state_dict[k], 'shape')
-        and tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    ]
+    missing, unexpected, shapes = state_dict_diff(
+        state_dict, expected,
+        optional=lambda k: k.endswith('num_batches_tracked'))
+    shapes = [f'{k}: checkpoint {a} vs model {b}' for k, a, b in shapes]
     if not (missing or unexpected or shapes):
         return
     problems = []

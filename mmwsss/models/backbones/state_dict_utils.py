@@ -3,7 +3,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-__all__ = ['unwrap_state_dict', 'format_names', 'rename_state_dict']
+__all__ = [
+    'unwrap_state_dict', 'format_names', 'rename_state_dict', 'state_dict_diff'
+]
 
 
 def unwrap_state_dict(checkpoint: Mapping) -> Mapping:
@@ -56,3 +58,20 @@ def rename_state_dict(
             value, torch.Tensor) else torch.as_tensor(value)
         sources[target] = key
     return converted, unknown, duplicates
+
+
+def state_dict_diff(source: Mapping, expected: Mapping,
+                    optional: Callable[[str], bool] = lambda k: False):
+    """How a checkpoint's tensors ``source`` differ from a model's ``expected``.
+
+    Returns ``(missing, unexpected, shapes)``: expected keys absent from ``source``
+    (except those ``optional`` accepts), source keys the model does not have, and
+    ``(key, source shape, expected shape)`` of keys present in both with other
+    shapes."""
+    missing = [k for k in expected if k not in source and not optional(k)]
+    unexpected = [k for k in source if k not in expected]
+    shapes = [(k, tuple(source[k].shape), tuple(expected[k].shape))
+              for k in source
+              if k in expected and hasattr(source[k], 'shape')
+              and tuple(source[k].shape) != tuple(expected[k].shape)]
+    return missing, unexpected, shapes
