@@ -737,18 +737,21 @@ def _load_tool(rel_path: str):
 
 
 def _calibrate_batch_norm(model, input_scale: float, seed: int,
-                          batches: int = 4, size: int = 96) -> None:
+                          batches: int = 4, size: int = 128) -> None:
     """Give a randomly initialised network the BatchNorm statistics of its own
     activations, as trained weights have.
 
     The DeepLab configs freeze BN (running statistics in eval mode); with the
     statistics of a fresh init (mean 0, var 1) the activations of a ResNet-101 grow
     through its 33 blocks until the loss overflows. The running statistics are
-    re-estimated (cumulative average) from random inputs at the scale the configs
-    feed (``input_scale``: the std of the normalised input), so that frozen BN
-    normalises as it does with real ImageNet weights."""
+    re-estimated (cumulative average) from random *image-like* inputs -- smooth
+    random fields plus a little noise, at the scale the configs feed
+    (``input_scale``: the std of the normalised input) -- so that frozen BN
+    normalises pictures as it does with real ImageNet weights (statistics estimated
+    on white noise leave features of pictures ~100x too large)."""
     import torch
     import torch.nn as nn
+    import torch.nn.functional as F
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for m in bns:
         m.reset_running_stats()
@@ -757,7 +760,10 @@ def _calibrate_batch_norm(model, input_scale: float, seed: int,
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _ in range(batches):
-            model(torch.randn(2, 3, size, size, generator=gen) * input_scale)
+            field = F.interpolate(torch.randn(2, 3, 8, 8, generator=gen),
+                                  size=size, mode='bilinear', align_corners=False)
+            noise = 0.1 * torch.randn(2, 3, size, size, generator=gen)
+            model((field + noise) * input_scale)
     model.eval()
 
 
@@ -778,9 +784,13 @@ def make_standin_weights(out_dir: str,
       the names of OpenMMLab's ``open-mmlab://resnet101_v1c`` file.
 
     The ResNets' BatchNorm statistics are those of their own activations on random
-    inputs at the configs' input scale (:func:`_calibrate_batch_norm`): the configs
-    freeze BN, and the statistics of a fresh init would let the activations of 101
-    layers overflow.
+    image-like inputs at the configs' input scale (:func:`_calibrate_batch_norm`):
+    the configs freeze BN, and the statistics of a fresh init would let the
+    activations of 101 layers overflow. The torchvision ResNet-101 starts with its
+    residual branches' last BN at zero (``zero_init_residual=True``): a random
+    101-layer network trained at the recipe's lr otherwise diverges in one step (NaN
+    loss, which ``CheckInvalidLossHook`` stops), where real ImageNet weights are well
+    conditioned.
 
     Existing files are kept unless ``overwrite`` (real weights are never replaced
     by accident).
@@ -807,7 +817,8 @@ def make_standin_weights(out_dir: str,
         del state
     if todo('deeplab_resnet101_imagenet_mmwsss.pth'):
         with _seeded(seed + 1):
-            net = torchvision.models.resnet101(weights=None)
+            net = torchvision.models.resnet101(weights=None,
+                                               zero_init_residual=True)
         # the DeepLabV2 configs feed BGR with the mean subtracted, no std (~74)
         _calibrate_batch_norm(net, input_scale=74.0, seed=seed + 1)
         state = net.state_dict()
