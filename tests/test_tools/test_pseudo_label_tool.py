@@ -297,6 +297,10 @@ def _error_cases(toy, cams, base, py):
     return cases
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupted_job(cmd, out, attempts=3):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) once the
     first labels are out; then the same command again.
@@ -306,9 +310,12 @@ def _interrupted_job(cmd, out, attempts=3):
     says nothing about the tool; the output is cleared and the job tried again."""
     for _ in range(attempts):
         shutil.rmtree(out, ignore_errors=True)
+        # a test run started as a background job (`make test &`) inherits SIGINT
+        # ignored, and so would the tool: give it the default, as a terminal does
         proc = subprocess.Popen(cmd, cwd=REPO, env=run_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+                                text=True, start_new_session=True,
+                                preexec_fn=_default_sigint)
         try:
             deadline = time.time() + 240
             while time.time() < deadline and proc.poll() is None:
