@@ -5,5 +5,9 @@
 #   tools/dist_train.sh configs/oaa/oaa_drop_vgg16_voc.py 8
 #   -> work_dirs/oaa_drop_vgg16_voc/oaa_maps
 _base_ = ['./oaa_vgg16_voc.py']
+# a batch augment of the data preprocessor: after normalisation and padding, in
+# training only
 model = dict(
-    attention_drop=dict(type='AttentionDrop', drop_prob=0.5, threshold=0.6))
+    data_preprocessor=dict(batch_augments=[
+        dict(type='AttentionDrop', drop_prob=0.5, threshold=0.6)
+    ]))

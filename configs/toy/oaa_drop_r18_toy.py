@@ -3,5 +3,9 @@
 #   python tools/train.py configs/toy/oaa_drop_r18_toy.py
 #   python tools/eval_seeds.py work_dirs/oaa_drop_r18_toy/oaa_maps configs/toy/oaa_drop_r18_toy.py
 _base_ = './oaa_r18_toy.py'
+# a batch augment of the data preprocessor: after normalisation and padding, in
+# training only
 model = dict(
-    attention_drop=dict(type='AttentionDrop', drop_prob=0.5, threshold=0.6))
+    data_preprocessor=dict(batch_augments=[
+        dict(type='AttentionDrop', drop_prob=0.5, threshold=0.6)
+    ]))

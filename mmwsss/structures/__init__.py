@@ -1,3 +1,4 @@
+from .train_step import WSTrainStep
 from .wsss_data_sample import WSSSDataSample
 
-__all__ = ['WSSSDataSample']
+__all__ = ['WSSSDataSample', 'WSTrainStep']

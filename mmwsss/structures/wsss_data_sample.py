@@ -15,10 +15,27 @@ class WSSSDataSample(SegDataSample):
     - ``gt_attention`` (PixelData, float32 in [0, 1], shape (K, H, W)): soft attention
       targets over the K foreground classes (e.g. OAA cumulative maps) aligned with the
       augmented, unpadded input, for the integral attention model (OAA+).
+    - ``prev_attention`` (PixelData, float32 in [0, 1], shape (K', h, w)): set by a
+      training hook before the step (OAA++: the last accepted maps of the image's K'
+      ground-truth classes, warped into the current augmentation) and read by an
+      input-erasing batch augment (:class:`~mmwsss.models.layers.AttentionDrop`).
 
-    Meta fields: ``img_id`` (str, the image file stem) is the identity of the image
-    for every stage (online state, CAM files, pseudo labels); never a loader index.
+    Meta fields (``metainfo``):
+
+    - ``img_id`` (str, the image file stem) is the identity of the image for every
+      stage (online state, CAM files, pseudo labels); never a loader index.
+    - ``batch_input_shape`` ((H, W) of the padded network input): stamped by
+      :class:`~mmwsss.models.WSSSDataPreProcessor`.
+    - ``drop_rand`` (float in [0, 1)): the random number of OAA++'s Alg. 1 for this
+      image and epoch, given by the hook so that drops survive ``--resume``.
+    - ``attention_dropped`` (bool), ``dropped_ratio`` (float): what the attention
+      drop did to the image (for the hook's statistics).
+
+    :data:`TRAIN_META_KEYS` lists the meta keys of the training-step protocol
+    (``docs/extending.md``).
     """
+    TRAIN_META_KEYS = ('img_id', 'batch_input_shape', 'drop_rand',
+                       'attention_dropped', 'dropped_ratio')
 
     @property
     def gt_label(self) -> torch.Tensor:
@@ -55,3 +72,15 @@ class WSSSDataSample(SegDataSample):
     @gt_attention.deleter
     def gt_attention(self) -> None:
         del self._gt_attention
+
+    @property
+    def prev_attention(self) -> PixelData:
+        return self._prev_attention
+
+    @prev_attention.setter
+    def prev_attention(self, value: PixelData) -> None:
+        self.set_field(value, '_prev_attention', dtype=PixelData)
+
+    @prev_attention.deleter
+    def prev_attention(self) -> None:
+        del self._prev_attention

@@ -363,7 +363,6 @@ def load_checkpoint_strict(runner, path: str) -> dict:
     path. Wrappers (DDP, the TTA model) are unwrapped: the checkpoint holds the
     evaluated model itself.
     """
-    from mmengine.model import is_model_wrapper
     from mmengine.runner.checkpoint import (_load_checkpoint,
                                             _load_checkpoint_to_model)
     if not osp.isfile(path):
@@ -379,10 +378,8 @@ def load_checkpoint_strict(runner, path: str) -> dict:
             isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointMismatchError(
             f'{path}: not a model checkpoint (no state_dict of tensors)')
-    from mmengine.model import BaseTTAModel
-    model = runner.model
-    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module
+    from mmwsss.utils.model_wrappers import unwrap_model
+    model = unwrap_model(runner.model)
     ckpt = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
     from mmwsss.models.backbones.state_dict_utils import state_dict_diff
     missing, unexpected, shapes = state_dict_diff(ckpt, model.state_dict())

@@ -1,4 +1,5 @@
-"""OAAHook unit tests (oaa.md §7 ideas 1-4, 6-17) with a stand-in runner."""
+"""OAAHook unit tests (OAA [T] §3.2-3.3, Eqs. 2-5, 10) with a stand-in runner."""
+import itertools
 import logging
 import os.path as osp
 from types import SimpleNamespace
@@ -7,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.runner import BaseLoop
 
 from mmwsss.engine.hooks import OAAHook, canonical_shape
 from mmwsss.engine.hooks.oaa_hook import STATE_KEY, _uniform
+from mmwsss.models import AttentionDrop, WSSSDataPreProcessor
 from mmwsss.models.heads import CAMHead
-from mmwsss.structures import WSSSDataSample
+from mmwsss.structures import WSSSDataSample, WSTrainStep
 from mmwsss.utils.cam_io import cam_path, load_cam
 
 K = 4
@@ -24,9 +27,11 @@ class FakeModel(nn.Module):
         super().__init__()
         self.head = CAMHead(in_channels=1, num_classes=K)
         self.num_classes = K
-        self.record_train_outputs = False
-        self.train_outputs = None
-        self.attention_drop = nn.Identity() if drop else None
+        self.record_train_step = False
+        self.last_train_step = None
+        self.data_preprocessor = WSSSDataPreProcessor(
+            mean=[0, 0, 0], std=[1, 1, 1],
+            batch_augments=[AttentionDrop()] if drop else None)
 
 
 class _TrainLoop(BaseLoop):
@@ -57,9 +62,17 @@ def sample(img_id, labels, ori=(32, 32), **meta):
     return ds
 
 
+_STEPS = itertools.count(1)
+
+
 def step(hook, runner, score_map, samples, input_shape=(32, 32)):
-    runner.model.train_outputs = dict(
-        score_map=score_map, data_samples=samples, input_shape=input_shape)
+    """Record a training step as WSClassifier.loss does (the training-step
+    protocol), then let the hook read it (twice: it must fuse it once)."""
+    head = runner.model.head
+    runner.model.last_train_step = WSTrainStep(
+        index=next(_STEPS), class_maps=head.class_maps(score_map),
+        logits=head.image_logits(score_map), data_samples=samples,
+        input_shape=input_shape)
     hook.after_train_iter(runner, 0)
     n = hook.cumulative.count
     before = {k: n(*k) for k in hook.cumulative.keys()}
@@ -87,7 +100,7 @@ def new_hook(**kw):
 
 def started(hook, runner):
     hook.before_train(runner)
-    assert runner.model.record_train_outputs
+    assert runner.model.record_train_step
     return hook
 
 
@@ -267,14 +280,17 @@ def test_training_gradients_unchanged_by_recording():
     grads = []
     for record in (False, True):
         model.zero_grad()
-        model.record_train_outputs = record
+        model.record_train_step = record
         loss = model.loss(x, samples)['loss_cls']
         loss.backward()
         grads.append([p.grad.clone() for p in model.parameters()])
-        assert (model.train_outputs is not None) == record
-    out = model.train_outputs
-    assert not out['score_map'].requires_grad
-    assert out['input_shape'] == (32, 32)
+        assert (model.last_train_step is not None) == record
+    out = model.last_train_step
+    assert not out.class_maps.requires_grad and not out.logits.requires_grad
+    assert out.input_shape == (32, 32) and out.data_samples is samples
+    f = model(x, mode='tensor')
+    torch.testing.assert_close(out.class_maps, F.relu(f))
+    torch.testing.assert_close(out.logits, f.mean((2, 3)))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -368,8 +384,8 @@ def test_export_writes_cam_files_at_original_size(tmp_path):
     step(hook, runner, smap([1., 2, 0, 0]), [sample('a', [0, 1], ori=(40, 24))])
     step(hook, runner, -torch.ones(1, K, 4, 4), [sample('b', [3])])
     hook.after_train(runner)
-    assert not runner.model.record_train_outputs
-    assert runner.model.train_outputs is None
+    assert not runner.model.record_train_step
+    assert runner.model.last_train_step is None
     rec = load_cam(cam_path(str(tmp_path / 'maps'), 'a'))
     assert rec.cams.shape == (2, 40, 24) and rec.labels.tolist() == [0, 1]
     assert rec.num_classes == K
@@ -433,3 +449,22 @@ def test_rejects_iteration_based_loop_and_foreign_models():
     runner = make_runner(model=nn.Linear(2, 2))
     with pytest.raises(TypeError, match='WSClassifier'):
         hook.before_train(runner)
+
+
+def test_state_of_a_newer_version_is_refused_on_resume():
+    hook = new_hook(gate='none')
+    runner = make_runner()
+    started(hook, runner)
+    step(hook, runner, smap([1., 2, 0, 0]), [sample('a', [0, 1])])
+    ckpt = {}
+    hook.before_save_checkpoint(runner, ckpt)
+    assert ckpt[STATE_KEY]['version'] == OAAHook.state_version
+    ckpt[STATE_KEY]['version'] = OAAHook.state_version + 1
+    with pytest.raises(ValueError, match='newer'):
+        new_hook(gate='none').after_load_checkpoint(runner, ckpt)
+
+
+def test_a_model_without_the_protocol_is_refused():
+    runner = make_runner(nn.Linear(1, 1))
+    with pytest.raises(TypeError, match='records its training steps'):
+        new_hook().before_train(runner)

@@ -1,4 +1,4 @@
-"""Tests of the OAA++ attention drop layer (spec oaa.md §2.4, A12, §7 ideas 19-23)."""
+"""Tests of the OAA++ attention drop layer (OAA [T] §3.3, Alg. 1)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,13 @@ def _sample(img_shape=(8, 8), prev=None, drop_rand=None):
 
 def _layer(**kwargs):
     return AttentionDrop(**kwargs).train()
+
+
+def _drop(layer, inputs, data_samples=None):
+    """The erased inputs of the batch augment (which returns (inputs, samples))."""
+    out, samples = layer(inputs, data_samples)
+    assert samples is data_samples
+    return out
 
 
 def _prev_map(h=8, w=8):
@@ -51,7 +58,7 @@ def test_beta0_never_modifies():
     samples = [_sample(prev=torch.ones(1, 8, 8), drop_rand=0.0),
                _sample(prev=torch.ones(2, 8, 8))]
     for _ in range(20):
-        assert layer(x, samples) is x
+        assert _drop(layer, x, samples) is x
     for ds in samples:
         assert ds.metainfo['attention_dropped'] is False
         assert ds.metainfo['dropped_ratio'] == 0.0
@@ -65,7 +72,7 @@ def test_beta1_always_modifies_exact_mask():
     for seed in range(10):
         torch.manual_seed(seed)
         ds = _sample(prev=prev)
-        out = layer(x, [ds])
+        out = _drop(layer, x, [ds])
         assert out is not x
         mask = prev.amax(0) > 0.6
         assert torch.all(out[0][:, mask] == 0)
@@ -86,7 +93,7 @@ def test_strict_threshold_and_union_over_classes():
     prev[2, 0, 4] = 0.59
     x = torch.randn(1, 3, 4, 5) + 5.0   # no accidental zeros
     ds = _sample(img_shape=(4, 5), prev=prev)
-    out = layer(x, [ds])
+    out = _drop(layer, x, [ds])
     expected = torch.zeros(4, 5, dtype=torch.bool)
     expected[1, 1] = expected[2, 3] = expected[3, 4] = True
     dropped = (out[0] == 0).all(0)
@@ -98,7 +105,7 @@ def test_strict_threshold_and_union_over_classes():
 def test_fill_value():
     layer = _layer(drop_prob=1.0, fill_value=-1.5)
     x = torch.randn(1, 3, 8, 8)
-    out = layer(x, [_sample(prev=_prev_map())])
+    out = _drop(layer, x, [_sample(prev=_prev_map())])
     assert torch.all(out[0, :, :4, :4] == -1.5)
     assert torch.equal(out[0, :, 4:, :], x[0, :, 4:, :])
 
@@ -109,7 +116,7 @@ def test_threshold_ge_one_drops_nothing():
         layer = _layer(drop_prob=1.0, threshold=delta)
         samples = [_sample(prev=torch.ones(2, 8, 8)),
                    _sample(prev=_prev_map())]
-        assert layer(x, samples) is x
+        assert _drop(layer, x, samples) is x
         for ds in samples:
             assert ds.metainfo['dropped_ratio'] == 0.0
 
@@ -118,13 +125,13 @@ def test_no_previous_map_drops_nothing():
     layer = _layer(drop_prob=1.0)
     x = torch.randn(2, 3, 8, 8)
     samples = [_sample(), _sample(drop_rand=0.0)]
-    assert layer(x, samples) is x
+    assert _drop(layer, x, samples) is x
     for ds in samples:
         assert ds.metainfo['attention_dropped'] is False
         assert ds.metainfo['dropped_ratio'] == 0.0
     # mixed batch: only the image with a map is changed
     samples = [_sample(), _sample(prev=_prev_map())]
-    out = layer(x, samples)
+    out = _drop(layer, x, samples)
     assert torch.equal(out[0], x[0])
     assert torch.all(out[1, :, :4, :4] == 0)
     assert [ds.metainfo['attention_dropped'] for ds in samples] == [False, True]
@@ -135,12 +142,12 @@ def test_inactive_in_eval_and_without_samples():
     x = torch.randn(1, 3, 8, 8)
     ds = _sample(prev=torch.ones(1, 8, 8))
     layer.eval()
-    assert layer(x, [ds]) is x
+    assert _drop(layer, x, [ds]) is x
     assert 'attention_dropped' not in ds.metainfo
     layer.train()
-    assert layer(x, None) is x
-    assert layer(x) is x
-    assert layer(x, [ds]) is not x
+    assert _drop(layer, x, None) is x
+    assert _drop(layer, x) is x
+    assert _drop(layer, x, [ds]) is not x
 
 
 def test_drop_frequency_matches_beta():
@@ -152,7 +159,7 @@ def test_drop_frequency_matches_beta():
     count = 0
     for _ in range(n):
         ds = _sample(prev=prev)
-        out = layer(x, [ds])
+        out = _drop(layer, x, [ds])
         changed = out is not x
         assert changed == ds.metainfo['attention_dropped']
         count += changed
@@ -169,7 +176,7 @@ def test_seed_reproducible():
         outs, flags = [], []
         for _ in range(10):
             samples = [_sample(prev=p) for p in prevs]
-            outs.append(layer(x, samples))
+            outs.append(_drop(layer, x, samples))
             flags.append([ds.metainfo['attention_dropped'] for ds in samples])
         return outs, flags
 
@@ -191,7 +198,7 @@ def test_drop_rand_meta_overrides_rng():
         state = torch.get_rng_state()
         samples = [_sample(prev=prev, drop_rand=0.3),
                    _sample(prev=prev, drop_rand=0.7)]
-        out = layer(x, samples)
+        out = _drop(layer, x, samples)
         assert [ds.metainfo['attention_dropped'] for ds in samples] == [True, False]
         assert torch.all(out[0, :, :4, :4] == 0)
         assert torch.equal(out[1], x[1])
@@ -209,7 +216,7 @@ def test_padded_batch_padding_untouched():
     prev1[..., :4] = 0.8
     samples = [_sample(img_shape=(6, 8), prev=torch.ones(1, 6, 8)),
                _sample(img_shape=(10, 9), prev=prev1)]
-    out = layer(x, samples)
+    out = _drop(layer, x, samples)
     assert torch.all(out[0, :, :6, :8] == 0)
     assert torch.equal(out[0, :, 6:, :], x[0, :, 6:, :])
     assert torch.equal(out[0, :, :, 8:], x[0, :, :, 8:])
@@ -225,7 +232,7 @@ def test_feature_resolution_map_upsampled_bilinearly():
     prev = torch.rand(2, 4, 4, generator=g)
     x = torch.randn(1, 3, 40, 40) + 5.0   # padded batch; image is 32x32
     ds = _sample(img_shape=(32, 32), prev=prev)
-    out = layer(x, [ds])
+    out = _drop(layer, x, [ds])
     up = F.interpolate(prev[None], size=(32, 32), mode='bilinear',
                        align_corners=False)[0]
     expected = torch.zeros(40, 40, dtype=torch.bool)
@@ -246,7 +253,7 @@ def test_input_not_modified_in_place():
     x = torch.randn(3, 3, 8, 8)
     x_copy = x.clone()
     samples = [_sample(prev=torch.ones(1, 8, 8)) for _ in range(3)]
-    out = layer(x, samples)
+    out = _drop(layer, x, samples)
     assert torch.all(out == 0)
     assert torch.equal(x, x_copy)
     assert out.shape == x.shape and out.dtype == x.dtype
@@ -255,4 +262,53 @@ def test_input_not_modified_in_place():
 def test_mismatched_batch_raises():
     layer = _layer(drop_prob=1.0)
     with pytest.raises(ValueError):
-        layer(torch.randn(2, 3, 8, 8), [_sample()])
+        _drop(layer, torch.randn(2, 3, 8, 8), [_sample()])
+
+
+def test_batch_augment_of_the_data_preprocessor():
+    """Through WSSSDataPreProcessor: training only, after padding, the padding is
+    untouched and every sample gets batch_input_shape."""
+    import numpy as np
+
+    from mmwsss.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    pre = MODELS.build(
+        dict(type='WSSSDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1],
+             size_divisor=8, pad_val=7,
+             batch_augments=[dict(type='AttentionDrop', drop_prob=1.0,
+                                  threshold=0.5)]))
+    assert isinstance(pre.find_augment(AttentionDrop), AttentionDrop)
+    pre.train()
+    imgs = [torch.full((3, 6, 5), 10.), torch.full((3, 8, 8), 10.)]
+    samples = [_sample(img_shape=(6, 5), prev=torch.ones(1, 6, 5)),
+               _sample(img_shape=(8, 8))]
+    out = pre(dict(inputs=imgs, data_samples=samples), training=True)
+    x = out['inputs']
+    assert x.shape == (2, 3, 8, 8)
+    assert torch.all(x[0, :, :6, :5] == 0)  # erased (fill 0)
+    assert torch.all(x[0, :, 6:, :] == 7) and torch.all(x[0, :, :, 5:] == 7)
+    assert torch.all(x[1] == 10)
+    for ds in out['data_samples']:
+        assert ds.metainfo['batch_input_shape'] == (8, 8)
+    assert [ds.metainfo['attention_dropped']
+            for ds in out['data_samples']] == [True, False]
+    # inference: stamped, never erased
+    samples = [_sample(img_shape=(8, 8), prev=torch.ones(1, 8, 8))]
+    out = pre(dict(inputs=[torch.full((3, 8, 8), 10.)], data_samples=samples),
+              training=False)
+    assert torch.all(out['inputs'] == 10)
+    assert out['data_samples'][0].metainfo['batch_input_shape'] == (8, 8)
+    assert 'attention_dropped' not in out['data_samples'][0].metainfo
+    np.testing.assert_equal(len(list(pre.augments)), 1)
+
+
+def test_classifier_refuses_the_old_attention_drop_key():
+    from mmwsss.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    with pytest.raises(ValueError, match='batch_augments'):
+        MODELS.build(dict(
+            type='WSClassifier',
+            backbone=dict(type='ResNetV1c', depth=18, stem_channels=8,
+                          base_channels=8, out_indices=(3, )),
+            head=dict(type='CAMHead', in_channels=64, num_classes=2),
+            attention_drop=dict(type='AttentionDrop')))

@@ -35,8 +35,11 @@ def _sample(label, ori=(40, 48), img=None):
 
 
 def test_cam_eq2():
+    from mmwsss.models.utils import CAM_EPS, normalize_cams
     f = torch.tensor([[[[-1., 2.], [4., 0.]], [[-3., -1.], [-2., -5.]]]])
-    a = CAMHead.cam(f)
+    a = normalize_cams(f)
+    assert torch.equal(a, CAMHead(in_channels=1, num_classes=2).cam(f))
+    assert torch.equal(a[0, 0], torch.tensor([[0., 2.], [4., 0.]]) / (4 + CAM_EPS))
     assert torch.allclose(a[0, 0], torch.tensor([[0., .5], [1., 0.]]))
     assert torch.equal(a[0, 1], torch.zeros(2, 2))  # no NaN
     assert a.min() >= 0 and a.max() <= 1

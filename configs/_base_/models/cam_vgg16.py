@@ -2,8 +2,10 @@
 # VGG16 (pool4 3x3/1, conv5 dilation 2, no pool5, OS8) + 3 extra 3x3/512 convs + 1x1 class
 # conv + GAP, multi-label soft-margin loss. ImageNet weights: the torchvision VGG16 file
 # (vgg16-397923af.pth), put under data/pretrained/ (no download at run time).
+# WSSSDataPreProcessor = MMSeg's SegDataPreProcessor + batch_input_shape + batch augments
+# (OAA++'s attention drop)
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    type='WSSSDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,

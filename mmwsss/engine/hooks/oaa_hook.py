@@ -1,19 +1,21 @@
 """Online attention accumulation (OAA, [T] §3.2-3.3) as an MMEngine hook."""
 import hashlib
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.dist import all_gather_object, barrier, get_dist_info
-from mmengine.hooks import CheckpointHook, Hook
-from mmengine.model import is_model_wrapper
-from mmengine.runner import BaseLoop, IterBasedTrainLoop
+from mmengine.dist import get_dist_info
+from mmengine.runner import IterBasedTrainLoop
 from mmengine.structures import PixelData
 
+from mmwsss.models.classifiers.ws_classifier import enable_train_step_record
+from mmwsss.models.layers.attention_drop import AttentionDrop
+from mmwsss.models.utils import normalize_cams
 from mmwsss.registry import HOOKS
+from mmwsss.structures import WSTrainStep
 from mmwsss.utils.geometry import from_canonical, to_canonical
 from .attention_store import AttentionStore
+from .stateful_hook import StatefulHook
 
 STATE_KEY = 'oaa_state'
 STATE_VERSION = 1
@@ -40,15 +42,16 @@ def _new_stats() -> dict:
 
 
 @HOOKS.register_module()
-class OAAHook(Hook):
+class OAAHook(StatefulHook):
     """Online attention accumulation ([T] §3.2, Eqs. 2-5, 10) and the state of the
     attention drop layer (OAA++, [T] §3.3, Alg. 1).
 
-    At every training step the classifier's own score map ``F`` (kept by
-    :class:`~mmwsss.models.WSClassifier` when :attr:`record_train_outputs` is set: no
-    extra forward pass, nothing written to disk inside ``forward``) gives, for each
-    image i and each of its ground-truth classes c, the attention
-    ``A = ReLU(F^c) / max ReLU(F^c)`` (Eq. 2). If the gate accepts it, ``A`` is fused
+    At every training step the classifier's record of the step
+    (:class:`~mmwsss.structures.WSTrainStep`, the training-step protocol of
+    ``docs/extending.md``: the head's class maps ``ReLU(F)`` and image logits of the
+    same forward pass; no extra forward, nothing written to disk inside ``forward``)
+    gives, for each image i and each of its ground-truth classes c, the attention
+    ``A = ReLU(F^c) / max ReLU(F^c)`` (Eq. 2, :func:`~mmwsss.models.utils.normalize_cams`). If the gate accepts it, ``A`` is fused
     into the cumulative map ``M^(i,c)``: the first accepted map initialises ``M``
     (Eq. 3), then ``M_t = max(M_{t-1}, A_t)`` (``fusion='max'``, Eq. 5, default) or the
     running mean over accepted visits (``'avg'``, Eq. 10).
@@ -73,14 +76,15 @@ class OAAHook(Hook):
     the last epoch visits it gets that visit's map regardless of the gate, so every
     pair ends with a map.
 
-    Attention drop (OAA++): when the model has an ``attention_drop`` layer, the hook
+    Attention drop (OAA++): when the model's data preprocessor has an
+    :class:`~mmwsss.models.layers.AttentionDrop` batch augment, the hook
     also keeps each pair's last *accepted* map (official code) and, before each step,
     warps the GT classes' previous maps into the current augmentation
     (``data_sample.prev_attention``, (K, h, w) at the image size) and gives each image
     a uniform number ``drop_rand`` fixed by (seed, epoch, image id), so the drop
     decisions do not depend on the world size and survive ``--resume``.
 
-    State and distribution: both stores are uint8 (about 16 MB for VOC12 train_aug in
+    State and distribution (:class:`StatefulHook`): both stores are uint8 (about 16 MB for VOC12 train_aug in
     the 224/8 frame, 50 MB at original size / 8), saved in every checkpoint under
     ``checkpoint['oaa_state']`` (flat numpy arrays) and restored on ``--resume``.
     Under DistributedDataParallel each rank updates the images its sampler gives it;
@@ -105,7 +109,8 @@ class OAAHook(Hook):
         export_interpolation (str): ``'bicubic'`` ([C]) or ``'bilinear'``.
         log_stats (bool): log acceptance counts and state size every epoch.
     """
-    priority = 'NORMAL'  # before CheckpointHook (VERY_LOW) at the epoch end
+    state_key = STATE_KEY
+    state_version = STATE_VERSION
 
     def __init__(self,
                  fusion: str = 'max',
@@ -124,6 +129,7 @@ class OAAHook(Hook):
             raise ValueError('OAAHook: start_epoch must be >= 0')
         if canonical_stride < 1:
             raise ValueError('OAAHook: canonical_stride must be >= 1')
+        super().__init__(export_dir=export_dir)
         self.cumulative = AttentionStore(fusion)
         self.previous: Optional[AttentionStore] = None
         self.fusion = fusion
@@ -132,7 +138,6 @@ class OAAHook(Hook):
         self.fallback_last_epoch = bool(fallback_last_epoch)
         self.canonical_short_side = canonical_short_side
         self.canonical_stride = int(canonical_stride)
-        self.export_dir = export_dir
         self.export_interpolation = export_interpolation
         self.log_stats = log_stats
         self.ori_shapes: Dict[str, Tuple[int, int]] = {}
@@ -140,14 +145,9 @@ class OAAHook(Hook):
         self.num_classes: Optional[int] = None
         self.seed = 0
         self._stats = _new_stats()
-        self._last_out = None
+        self._last_step: Optional[int] = None
 
     # --------------------------------------------------------------- helpers
-    @staticmethod
-    def _model(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
     def canonical_shape(self, ori_shape) -> Tuple[int, int]:
         return canonical_shape(ori_shape, self.canonical_short_side,
                                self.canonical_stride)
@@ -177,19 +177,16 @@ class OAAHook(Hook):
 
     # ----------------------------------------------------------- life cycle
     def before_train(self, runner) -> None:
-        model = self._model(runner)
-        if not hasattr(model, 'record_train_outputs'):
-            raise TypeError(
-                f'OAAHook needs a model that exposes its training score map '
-                f'(mmwsss WSClassifier), got {type(model).__name__}')
+        model = enable_train_step_record(runner.model, 'OAAHook')
         if isinstance(runner.train_loop, IterBasedTrainLoop):
             raise ValueError(
                 'OAAHook accumulates once per epoch: use '
                 "train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=...)")
-        model.record_train_outputs = True
         self.num_classes = int(model.num_classes)
         self.seed = int(getattr(runner, 'seed', 0) or 0)
-        has_drop = getattr(model, 'attention_drop', None) is not None
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        find = getattr(preprocessor, 'find_augment', None)
+        has_drop = find is not None and find(AttentionDrop) is not None
         if has_drop and self.previous is None:
             self.previous = AttentionStore('last')
         elif not has_drop:
@@ -222,29 +219,24 @@ class OAAHook(Hook):
                          batch_idx: int,
                          data_batch=None,
                          outputs=None) -> None:
-        model = self._model(runner)
-        out = getattr(model, 'train_outputs', None)
-        # the model replaces train_outputs at every step; several OAA hooks (e.g.
-        # different gates or start epochs in one run) may read the same step
-        if out is not None and out is not self._last_out:
-            self._last_out = out
-            self._accumulate(runner, out)
-        if self._checkpoint_due(runner):
-            self.synchronize()
+        step = getattr(self.unwrapped_model(runner), 'last_train_step', None)
+        # the model records every step; several OAA hooks (e.g. different gates or
+        # start epochs in one run) may read the same step, each once
+        if step is not None and step.index != self._last_step:
+            self._last_step = step.index
+            self._accumulate(runner, step)
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
 
-    def _accumulate(self, runner, out: dict) -> None:
+    def _accumulate(self, runner, step: WSTrainStep) -> None:
         epoch = runner.epoch
         last = epoch == runner.max_epochs - 1
         fallback = self.fallback_last_epoch and last
         if epoch < self.start_epoch and not fallback:
             return
-        score_map = out['score_map'].float()
-        samples = out['data_samples']
-        input_shape = out['input_shape']
-        model = self._model(runner)
-        pool = getattr(getattr(model, 'head', None), 'pool', None)
-        scores = pool(score_map) if pool is not None else score_map.mean((2, 3))
-        relu = score_map.clamp_min(0)
+        scores = step.logits.float()
+        relu = step.class_maps.float()
+        samples = step.data_samples
+        input_shape = step.input_shape
         accumulate = epoch >= self.start_epoch
         for i, ds in enumerate(samples):
             meta = ds.metainfo
@@ -276,8 +268,8 @@ class OAAHook(Hook):
             idx = torch.tensor([c for c, _ in todo], device=relu.device)
             canon, valid = to_canonical(relu[i, idx], meta, input_shape,
                                         self.canonical_shape(meta['ori_shape']))
-            vmax = (canon * valid).amax(dim=(1, 2), keepdim=True)
-            att = (canon / (vmax + 1e-8)).clamp_(0, 1).cpu().numpy()
+            # Eq. 2 over the part of the image this view showed
+            att = normalize_cams(canon, valid).clamp_(0, 1).cpu().numpy()
             valid_np = valid.cpu().numpy()
             for (c, is_fallback), a in zip(todo, att):
                 self.cumulative.update(img_id, c, a, valid_np)
@@ -285,20 +277,10 @@ class OAAHook(Hook):
                     self.previous.update(img_id, c, a, valid_np)
                 self._stats['fallback' if is_fallback else 'accepted'] += 1
 
-    def _checkpoint_due(self, runner) -> bool:
-        """An iteration-based CheckpointHook saves after this iteration."""
-        for hook in runner.hooks:
-            if isinstance(hook, CheckpointHook) and not hook.by_epoch and \
-                    hook.interval > 0 and (
-                        (runner.iter + 1) % hook.interval == 0 or
-                        runner.iter + 1 == runner.max_iters):
-                return True
-        return False
-
     def after_train_epoch(self, runner) -> None:
-        self.synchronize()
+        super().after_train_epoch(runner)  # synchronise the ranks
         if self.log_stats:
-            st = self._gather_stats()
+            st = self.gather_counts(self._stats)
             if runner.epoch < self.start_epoch and not st['fallback']:
                 runner.logger.info(
                     f'OAA epoch {runner.epoch + 1}: not accumulating yet '
@@ -318,45 +300,24 @@ class OAAHook(Hook):
             runner.logger.info(msg)
 
     def after_train(self, runner) -> None:
-        model = self._model(runner)
-        model.record_train_outputs = False
-        model.train_outputs = None
-        self._last_out = None
-        if self.export_dir is None:
-            return
-        out_dir = self.export_dir
-        if not osp.isabs(out_dir):
-            out_dir = osp.join(runner.work_dir, out_dir)
-        n = self.export(out_dir)
-        barrier()
-        runner.logger.info(
-            f'OAA: exported the cumulative maps of {len(self.ori_shapes)} images '
-            f'to {out_dir} ({n} files written by this rank)')
+        model = self.unwrapped_model(runner)
+        model.record_train_step = False
+        model.last_train_step = None
+        self._last_step = None
+        super().after_train(runner)  # export
 
     # ----------------------------------------------------------- distributed
-    def _gather_stats(self) -> dict:
-        rank, world = get_dist_info()
-        if world == 1:
-            return dict(self._stats)
-        out = dict.fromkeys(self._stats, 0)
-        for st in all_gather_object(self._stats):
-            for k in out:
-                out[k] += st[k]
-        return out
-
-    def synchronize(self) -> None:
-        """Merge the maps every rank changed since the last call (collective)."""
+    def collect_changes(self) -> tuple:
         cum = self.cumulative.pop_dirty()
         prev = self.previous.pop_dirty() if self.previous is not None else []
         shapes, self._new_shapes = self._new_shapes, {}
-        _, world = get_dist_info()
-        if world == 1:
-            return
-        gathered = all_gather_object((cum, prev, shapes))
-        self.cumulative.merge_ranks([g[0] for g in gathered])
+        return cum, prev, shapes
+
+    def apply_changes(self, per_rank: List[tuple]) -> None:
+        self.cumulative.merge_ranks([g[0] for g in per_rank])
         if self.previous is not None:
-            self.previous.merge_ranks([g[1] for g in gathered])
-        for g in gathered:
+            self.previous.merge_ranks([g[1] for g in per_rank])
+        for g in per_rank:
             self.ori_shapes.update(g[2])
 
     # ------------------------------------------------------------ checkpoint
@@ -369,7 +330,6 @@ class OAAHook(Hook):
     def state_dict(self) -> dict:
         ids = sorted(self.ori_shapes)
         state = dict(
-            version=STATE_VERSION,
             num_classes=int(self.num_classes or 0),
             canonical_short_side=int(self.canonical_short_side or 0),
             canonical_stride=self.canonical_stride,
@@ -382,9 +342,6 @@ class OAAHook(Hook):
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        if int(state.get('version', 1)) > STATE_VERSION:
-            raise ValueError('the OAA state in the checkpoint is newer than this '
-                             'mmwsss')
         side = int(state.get('canonical_short_side', 0)) or None
         stride = int(state.get('canonical_stride', self.canonical_stride))
         if side != self.canonical_short_side or stride != self.canonical_stride:
@@ -404,25 +361,9 @@ class OAAHook(Hook):
         self._new_shapes = {}
         self.num_classes = int(state.get('num_classes', 0)) or self.num_classes
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[STATE_KEY] = self.state_dict()
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if STATE_KEY not in checkpoint:
-            return
-        if not isinstance(getattr(runner, '_train_loop', None), BaseLoop):
-            # a test / CAM-export run (runner.test() loads `load_from` without
-            # building the train loop): it trains nothing, the maps are not used
-            return
-        if not getattr(runner, '_resume', False):
-            runner.logger.info(
-                'OAAHook: the checkpoint holds OAA maps but this run does not '
-                'resume (load_from): starting with empty maps')
-            return
-        self.load_state_dict(checkpoint[STATE_KEY])
-        runner.logger.info(
-            f'OAAHook: restored {len(self.cumulative)} cumulative maps of '
-            f'{len(self.ori_shapes)} images from the checkpoint')
+    def state_summary(self) -> str:
+        return (f'{len(self.cumulative)} cumulative maps of '
+                f'{len(self.ori_shapes)} images')
 
     # ---------------------------------------------------------------- export
     def export(self, out_dir: str, ids: Optional[List[str]] = None) -> int:

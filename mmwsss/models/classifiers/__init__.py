@@ -1,3 +1,3 @@
-from .ws_classifier import WSClassifier
+from .ws_classifier import WSClassifier, enable_train_step_record
 
-__all__ = ['WSClassifier']
+__all__ = ['WSClassifier', 'enable_train_step_record']

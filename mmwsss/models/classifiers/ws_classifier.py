@@ -5,7 +5,10 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 
+from mmwsss.models.heads.base_cam_head import BaseCAMHead
+from mmwsss.models.utils import normalize_cams
 from mmwsss.registry import MODELS
+from mmwsss.structures.train_step import WSTrainStep
 
 DEFAULT_TEST_CFG = dict(
     scales=(1.0, 0.5, 1.5, 2.0),
@@ -20,13 +23,16 @@ DEFAULT_TEST_CFG = dict(
 class WSClassifier(BaseModel):
     """Weakly supervised (multi-label, image-level) classifier that produces CAMs.
 
-    ``data_preprocessor -> backbone -> [neck] -> head``. The head (e.g.
-    :class:`~mmwsss.models.heads.CAMHead`) returns the class score map ``F``; image
-    scores are ``GAP(F)``.
+    ``data_preprocessor -> backbone -> [neck] -> head``. The head (a
+    :class:`~mmwsss.models.heads.BaseCAMHead`, e.g.
+    :class:`~mmwsss.models.heads.CAMHead`) owns what a class map is, what the image
+    scores are and what is trained (``docs/extending.md``); the classifier does the
+    generic parts below.
 
     Modes (MMEngine ``BaseModel``):
 
-    - ``tensor``: the class score map ``F`` (N, K, h, w).
+    - ``tensor``: the head's outputs (the class score map ``F`` (N, K, h, w) for
+      :class:`~mmwsss.models.heads.CAMHead`).
     - ``loss``: the head's losses (needs ``data_sample.gt_label``).
     - ``predict``: per image, ``data_sample.pred_score`` (K,) sigmoid scores (scale 1,
       no flip), ``data_sample.pred_cams`` (``PixelData``, (K, H, W) at the original
@@ -35,28 +41,34 @@ class WSClassifier(BaseModel):
 
       * ``scales`` (default 1.0, 0.5, 1.5, 2.0) x horizontal ``flip``; the flipped copy
         of each scale runs in the same batch as the original (flip pairs batched);
-      * each pass gives ``ReLU(F)``, resized (bilinear) to the network input size, the
-        flipped ones flipped back; passes are fused by ``fusion`` = ``'sum'`` (irn,
-        EDAM) or ``'max'``;
+      * each pass gives the head's class maps
+        (:meth:`~mmwsss.models.heads.BaseCAMHead.predict_maps`; ``ReLU(F)`` for the
+        CAM head, computed with gradients enabled when the head sets
+        ``cam_requires_grad``, e.g. Grad-CAM), resized (bilinear) to the network
+        input size, the flipped ones flipped back; passes are fused by ``fusion`` =
+        ``'sum'`` (irn, EDAM) or ``'max'``;
       * the fused map is cropped to the valid (unpadded) area, resized to the original
         image size, restricted to the image's classes (``restrict='gt'``: GT labels,
         falling back to predicted ones for images without ``gt_label``; ``'pred'``:
         classes with score > ``pred_threshold`` (top-1 if none); ``'none'``: all) and
-        max-normalised per class (OAA Eq. 2 for a single scale). Other classes are 0.
+        max-normalised per class (:func:`~mmwsss.models.utils.normalize_cams`, OAA
+        Eq. 2 for a single scale). Other classes are 0. ``pred_score`` is the sigmoid
+        of the head's image logits.
 
-    Training hooks that reuse the training forward pass (OAA's online accumulation,
-    :class:`~mmwsss.engine.hooks.OAAHook`) set :attr:`record_train_outputs`; ``loss``
-    then keeps the detached score map, the data samples and the input size of the
-    last step in :attr:`train_outputs` (no copy, no extra forward, no I/O).
+    Training-step protocol: hooks that reuse the training forward pass (OAA's online
+    accumulation, :class:`~mmwsss.engine.hooks.OAAHook`) call
+    :func:`enable_train_step_record`; ``loss`` then records each step in
+    :attr:`last_train_step` (a :class:`~mmwsss.structures.WSTrainStep`: detached
+    class maps and image logits of the head, the data samples, the input size; no
+    copy of the input, no extra forward, no I/O). Input-side steps (padding,
+    ``batch_input_shape``, OAA++'s attention drop) belong to the data preprocessor
+    (:class:`~mmwsss.models.WSSSDataPreProcessor`).
 
     Args:
         backbone (dict): backbone config (mmwsss, MMSeg, or ``mmpretrain.X``).
         head (dict): head config.
         neck (dict, optional): neck config.
-        attention_drop (dict, optional): an input-erasing layer applied to the
-            normalised input in ``loss`` only, e.g. ``dict(type='AttentionDrop')``
-            (OAA++, [T] Alg. 1).
-        data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor``.
+        data_preprocessor (dict, optional): e.g. ``WSSSDataPreProcessor``.
         test_cfg (dict, optional): CAM inference options, see above.
     """
 
@@ -64,20 +76,29 @@ class WSClassifier(BaseModel):
                  backbone: dict,
                  head: dict,
                  neck: Optional[dict] = None,
-                 attention_drop: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 attention_drop: Optional[dict] = None):
+        if attention_drop is not None:
+            raise ValueError(
+                'WSClassifier: `model.attention_drop` moved to the data '
+                'preprocessor: set model.data_preprocessor = dict(type='
+                "'WSSSDataPreProcessor', ..., batch_augments=[dict(type="
+                "'AttentionDrop', ...)]) (docs/methods/oaa.md)")
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self.head = MODELS.build(head)
-        self.attention_drop = (
-            MODELS.build(attention_drop) if attention_drop is not None else None)
-        self.record_train_outputs = False
-        self.train_outputs: Optional[dict] = None
+        if not isinstance(self.head, BaseCAMHead):
+            raise TypeError(
+                f'WSClassifier: the head {type(self.head).__name__} is not a '
+                'BaseCAMHead (mmwsss.models.heads); see docs/extending.md')
+        self.record_train_step = False
+        self.last_train_step: Optional[WSTrainStep] = None
+        self._train_steps = 0
         self.train_cfg = dict(train_cfg or {})
         cfg = dict(DEFAULT_TEST_CFG)
         cfg.update(dict(test_cfg or {}))
@@ -100,7 +121,8 @@ class WSClassifier(BaseModel):
             x = self.neck(x)
         return x
 
-    def score_map(self, inputs: torch.Tensor) -> torch.Tensor:
+    def score_map(self, inputs: torch.Tensor):
+        """The head's outputs (``tensor`` mode)."""
         return self.head(self.extract_feat(inputs))
 
     def forward(self,
@@ -122,25 +144,48 @@ class WSClassifier(BaseModel):
             raise ValueError(
                 'WSClassifier.loss needs data_sample.gt_label (the image-level '
                 'labels): use PackWSSSInputs in the pipeline')
-        batch_input_shape = tuple(inputs.shape[-2:])
-        for ds in data_samples:  # MMSeg's preprocessor does not record it
-            ds.set_metainfo(dict(batch_input_shape=batch_input_shape))
-        if self.attention_drop is not None:
-            inputs = self.attention_drop(inputs, data_samples)
-        losses, score_map = self.head.loss(self.extract_feat(inputs), data_samples)
-        if self.record_train_outputs:
-            self.train_outputs = dict(
-                score_map=score_map.detach(),
-                data_samples=data_samples,
-                input_shape=tuple(inputs.shape[-2:]))
+        losses, outputs = self.head.loss(self.extract_feat(inputs), data_samples)
+        if self.record_train_step:
+            self._train_steps += 1
+            head = self.head
+            with torch.no_grad():
+                self.last_train_step = WSTrainStep(
+                    index=self._train_steps,
+                    class_maps=head.class_maps(outputs).detach(),
+                    logits=head.image_logits(outputs).detach(),
+                    data_samples=data_samples,
+                    input_shape=tuple(int(v) for v in inputs.shape[-2:]),
+                    extras={
+                        k: v.detach()
+                        for k, v in head.train_step_extras(outputs).items()
+                    })
         return losses
 
     # ---------------------------------------------------------------- predict
-    def _tta_cam(self, inputs: torch.Tensor) -> tuple:
-        """Fused ReLU(F) at the input resolution, and scale-1 image scores."""
+    def _head_maps(self, x: torch.Tensor, data_samples) -> tuple:
+        """(class maps, image logits) of one inference pass of the head."""
+        if not getattr(self.head, 'cam_requires_grad', False):
+            return self.head.predict_maps(self.extract_feat(x), data_samples)
+        # Grad-CAM-like heads: gradients of the head only, w.r.t. the features
+        with torch.no_grad():
+            feats = self.extract_feat(x)
+        if isinstance(feats, (list, tuple)):
+            feats = type(feats)(f.detach().requires_grad_() for f in feats)
+        else:
+            feats = feats.detach().requires_grad_()
+        with torch.enable_grad():
+            maps, logits = self.head.predict_maps(feats, data_samples)
+        return maps.detach(), logits.detach()
+
+    def _tta_cam(self, inputs: torch.Tensor,
+                 data_samples: Optional[Sequence] = None) -> tuple:
+        """Fused class maps at the input resolution, and scale-1 image scores."""
         cfg = self.test_cfg
         n, _, h, w = inputs.shape
         fused, scores = None, None
+        samples = data_samples
+        if cfg['flip'] and data_samples is not None:
+            samples = list(data_samples) * 2
         for s in cfg['scales']:
             x = inputs
             if s != 1.0:
@@ -150,11 +195,11 @@ class WSClassifier(BaseModel):
                 x = F.interpolate(x, size=size, mode=cfg['resize_mode'], **kw)
             if cfg['flip']:
                 x = torch.cat([x, x.flip(-1)], 0)
-            f = self.score_map(x)
+            maps, logits = self._head_maps(x, samples)
             if scores is None or s == 1.0:  # scale 1 if listed, else the first
-                scores = torch.sigmoid(self.head.pool(f[:n]))
+                scores = torch.sigmoid(logits[:n])
             cam = F.interpolate(
-                F.relu(f), size=(h, w), mode='bilinear', align_corners=False)
+                maps, size=(h, w), mode='bilinear', align_corners=False)
             if cfg['flip']:
                 a, b = cam[:n], cam[n:].flip(-1)
                 cam = a + b if cfg['fusion'] == 'sum' else torch.maximum(a, b)
@@ -183,7 +228,7 @@ class WSClassifier(BaseModel):
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[Sequence] = None) -> list:
         from mmwsss.structures import WSSSDataSample
-        fused, scores = self._tta_cam(inputs)
+        fused, scores = self._tta_cam(inputs, data_samples)
         if data_samples is None:
             data_samples = [
                 WSSSDataSample(metainfo=dict(
@@ -203,8 +248,26 @@ class WSClassifier(BaseModel):
                 align_corners=False)[0]
             keep = self._classes(scores[i], ds)
             cam = cam * keep[:, None, None].to(cam.dtype)
-            cam = cam / (cam.amax(dim=(1, 2), keepdim=True) + 1e-5)
+            cam = normalize_cams(cam)
             ds.pred_score = scores[i]
             ds.pred_cam_labels = torch.nonzero(keep)[:, 0]
             ds.set_field(PixelData(data=cam), 'pred_cams')
         return list(data_samples)
+
+
+def enable_train_step_record(model, hook: str = 'this hook') -> WSClassifier:
+    """Switch on the training-step record of a (wrapped) WSSS classifier and return
+    the classifier (``docs/extending.md``, "Training-step protocol").
+
+    Raises:
+        TypeError: the model does not record training steps (not a
+            :class:`WSClassifier`).
+    """
+    from mmwsss.utils.model_wrappers import unwrap_model
+    m = unwrap_model(model)
+    if not hasattr(m, 'record_train_step'):
+        raise TypeError(
+            f'{hook} needs a model that records its training steps (mmwsss '
+            f'WSClassifier, docs/extending.md), got {type(m).__name__}')
+    m.record_train_step = True
+    return m

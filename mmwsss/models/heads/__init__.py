@@ -1,4 +1,5 @@
+from .base_cam_head import BaseCAMHead
 from .cam_head import CAMHead
 from .iam_head import IAMHead
 
-__all__ = ['CAMHead', 'IAMHead']
+__all__ = ['BaseCAMHead', 'CAMHead', 'IAMHead']

@@ -1,4 +1,4 @@
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,45 +29,24 @@ class IAMHead(CAMHead):
     targets (all in ``N-``), and targets and mask are resized bilinearly to the score
     map. The targets are neither re-thresholded nor renormalised.
 
-    ``forward``, ``pool`` and ``cam`` are inherited, so
+    ``forward``, ``class_maps``, ``image_logits`` and ``cam`` are inherited, so
     :class:`~mmwsss.models.classifiers.WSClassifier` predicts IAM maps
     ``ReLU(F) / max(F)`` unchanged ([T] §2.5/2.6: "obtained directly from the
     class-aware conv layer of the IAM"; ``pred_score`` = sigmoid(GAP(F)) is then only
     a by-product, the IAM is not trained for it).
 
     Args:
-        in_channels (int): channels of the backbone feature.
-        num_classes (int): number of foreground classes K.
-        num_extra_convs (int): extra 3x3 conv + ReLU layers (OAA: 3).
-        extra_channels (int): channels of the extra convs (OAA: 512).
-        init_std (float): std of the normal init of the new layers (OAA: 0.01).
         loss (dict): config of the pixel-wise loss, called as
             ``loss(logits, targets, valid)``; its ``loss_name`` is the key of the
             returned losses dict.
-        loss_weight (float): multiplies the loss (on top of the loss module's own
-            ``loss_weight``; keep one of them at 1).
-        in_index (int): which backbone output to use when it returns several.
+        **kwargs: :class:`CAMHead` arguments (``in_channels``, ``num_classes``,
+            ``num_extra_convs``, ``extra_channels``, ``init_std``, ``loss_weight``
+            -- multiplies the loss on top of the loss module's own ``loss_weight``;
+            keep one of them at 1 --, ``in_index``, ``init_cfg``).
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 num_classes: int,
-                 num_extra_convs: int = 0,
-                 extra_channels: int = 512,
-                 init_std: float = 0.01,
-                 loss: dict = dict(type='HybridAttentionLoss'),
-                 loss_weight: float = 1.0,
-                 in_index: int = -1,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
-        super().__init__(
-            in_channels=in_channels,
-            num_classes=num_classes,
-            num_extra_convs=num_extra_convs,
-            extra_channels=extra_channels,
-            init_std=init_std,
-            loss_weight=loss_weight,
-            in_index=in_index,
-            init_cfg=init_cfg)
+    def __init__(self, loss: dict = dict(type='HybridAttentionLoss'), **kwargs):
+        super().__init__(**kwargs)
         self.loss_decode = MODELS.build(loss)
 
     @property
@@ -156,14 +135,12 @@ class IAMHead(CAMHead):
                 valid, size=size, mode='bilinear', align_corners=False)
         return targets, valid[:, 0] > 0.5
 
-    def loss(self, feats, data_samples) -> Tuple[dict, torch.Tensor]:
-        """Hybrid loss and the score map (the :class:`CAMHead` contract)."""
-        score_map = self.forward(feats)
+    def loss_by_outputs(self, outputs, data_samples: Sequence) -> dict:
+        """Hybrid loss of ``q = sigmoid(F)`` against the soft targets (Eqs. 7-9)."""
         targets, valid = self.get_targets(
-            data_samples, score_map.shape[-2:], score_map.device,
-            torch.float32)
-        loss = self.loss_decode(score_map, targets, valid)
-        return {self.loss_name: self.loss_weight * loss}, score_map
+            data_samples, outputs.shape[-2:], outputs.device, torch.float32)
+        loss = self.loss_decode(outputs, targets, valid)
+        return {self.loss_name: self.loss_weight * loss}
 
 
 def _img_shape(ds, default=None) -> Tuple[int, int]:

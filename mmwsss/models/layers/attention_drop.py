@@ -5,6 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmwsss.registry import MODELS
+from ..utils.cam_ops import erase_inputs
 
 
 @MODELS.register_module()
@@ -24,10 +25,13 @@ class AttentionDrop(nn.Module):
     Where the paper is silent, this layer follows the official code [C] and the spec
     (§2.4, A12):
 
-    - **Where:** on the network input, after mean/std normalisation and before the
-      backbone. It is active only in training mode (``self.training``) and only when
-      ``data_samples`` is given. At test and inference time the input is returned
-      unchanged.
+    - **Where:** on the network input, after mean/std normalisation and padding and
+      before the backbone: it is a batch augment of
+      :class:`~mmwsss.models.WSSSDataPreProcessor`
+      (``model.data_preprocessor.batch_augments=[dict(type='AttentionDrop')]``), so
+      the classifier's ``loss`` sees the erased images. It is active only in
+      training mode (``self.training``) and only when ``data_samples`` is given. At
+      test and inference time the input is returned unchanged.
     - **Random draw:** one per image (per batch in [C], which is the same thing at
       [C]'s batch size 1). ``r_i`` is the sample's ``drop_rand`` meta value when the
       hook supplies one. That value is a float in [0, 1), so draws are reproducible
@@ -129,8 +133,12 @@ class AttentionDrop(nn.Module):
         return prev.amax(dim=0) > self.threshold
 
     def forward(self, inputs: torch.Tensor,
-                data_samples: Optional[Sequence] = None) -> torch.Tensor:
+                data_samples: Optional[Sequence] = None
+                ) -> Tuple[torch.Tensor, Optional[Sequence]]:
         """Occlude the high-attention regions of the input images.
+
+        A batch augment of :class:`~mmwsss.models.WSSSDataPreProcessor`: called
+        after normalisation and padding, in training only.
 
         Args:
             inputs (Tensor): normalised input batch of shape (N, C, H, W), possibly
@@ -139,11 +147,12 @@ class AttentionDrop(nn.Module):
                 meta and optionally ``prev_attention`` and ``drop_rand``.
 
         Returns:
-            Tensor: ``inputs`` itself when nothing is erased, otherwise a new tensor
-            with the dropped pixels set to ``fill_value``.
+            tuple: ``(inputs, data_samples)``; ``inputs`` is the given tensor when
+            nothing is erased, otherwise a new tensor with the dropped pixels set to
+            ``fill_value`` (:func:`~mmwsss.models.utils.erase_inputs`).
         """
         if not self.training or data_samples is None:
-            return inputs
+            return inputs, data_samples
         if inputs.dim() != 4:
             raise ValueError('inputs must have shape (N, C, H, W), got '
                              f'{tuple(inputs.shape)}')
@@ -152,14 +161,14 @@ class AttentionDrop(nn.Module):
                 f'got {len(data_samples)} data samples for a batch of '
                 f'{inputs.shape[0]} images')
         H, W = inputs.shape[-2:]
-        output = inputs
+        masks, shapes = [], []
         for i, ds in enumerate(data_samples):
-            dropped, ratio = False, 0.0
+            dropped, ratio, mask = False, 0.0, None
             r = self._draw(ds) if self.drop_prob > 0 else 1.0
             prev = self._prev_attention(ds)
+            img_shape = ds.metainfo.get('img_shape', (H, W))
+            img_h, img_w = int(img_shape[0]), int(img_shape[1])
             if r < self.drop_prob and prev is not None:
-                img_shape = ds.metainfo.get('img_shape', (H, W))
-                img_h, img_w = int(img_shape[0]), int(img_shape[1])
                 if img_h > H or img_w > W:
                     raise ValueError(
                         f'img_shape {(img_h, img_w)} of sample {i} is larger '
@@ -170,11 +179,10 @@ class AttentionDrop(nn.Module):
                 dropped = True
                 num = int(mask.sum())
                 ratio = num / float(max(img_h * img_w, 1))
-                if num > 0:
-                    if output is inputs:
-                        output = inputs.clone()
-                    output[i, :, :img_h, :img_w].masked_fill_(
-                        mask[None], self.fill_value)
+                if num == 0:
+                    mask = None
+            masks.append(mask)
+            shapes.append((min(img_h, H), min(img_w, W)))
             ds.set_metainfo(
                 dict(attention_dropped=dropped, dropped_ratio=ratio))
-        return output
+        return erase_inputs(inputs, masks, shapes, self.fill_value), data_samples

@@ -1,0 +1,3 @@
+from .wsss_data_preprocessor import WSSSDataPreProcessor
+
+__all__ = ['WSSSDataPreProcessor']
