@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmwsss.models.utils.cam_ops import minmax_normalize_cams, normalize_cams
 from mmwsss.utils.cam_io import cam_path, save_cam
 
 __all__ = ['upsample_attention', 'export_attention_maps']
@@ -29,7 +30,9 @@ def upsample_attention(maps: np.ndarray,
         size: (H, W) of the original image.
         interpolation: ``'bicubic'`` ([C]) or ``'bilinear'``.
         normalize: ``'minmax'`` ([C]: (x - min) / (max - min) per map, zeros for a
-            constant map) or ``'max'`` (x / max) or ``'none'`` (clip only).
+            constant map, :func:`~mmwsss.models.utils.minmax_normalize_cams`) or
+            ``'max'`` (:func:`~mmwsss.models.utils.normalize_cams`) or ``'none'``
+            (clip only).
     """
     if interpolation not in ('bicubic', 'bilinear'):
         raise ValueError("interpolation must be 'bicubic' or 'bilinear', got "
@@ -46,14 +49,9 @@ def upsample_attention(maps: np.ndarray,
         x[None], size=tuple(int(v) for v in size), mode=interpolation,
         align_corners=False)[0].clamp_(0, 1)
     if normalize == 'minmax':
-        lo = x.amin(dim=(1, 2), keepdim=True)
-        hi = x.amax(dim=(1, 2), keepdim=True)
-        rng = hi - lo
-        x = torch.where(rng > 1e-6, (x - lo) / rng.clamp_min(1e-6),
-                        torch.zeros_like(x))
+        x = minmax_normalize_cams(x)
     elif normalize == 'max':
-        hi = x.amax(dim=(1, 2), keepdim=True)
-        x = torch.where(hi > 1e-6, x / hi.clamp_min(1e-6), torch.zeros_like(x))
+        x = normalize_cams(x)
     return x.numpy()
 
 
