@@ -83,7 +83,7 @@ def test_classifier_runs_a_grad_cam_head_under_no_grad():
 
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.fc = torch.nn.Linear(8, self.num_classes)
+            self.fc = torch.nn.Linear(16, self.num_classes)
 
         def forward(self, feats):
             return self._select(feats)
