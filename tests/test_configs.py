@@ -126,3 +126,28 @@ def test_config_basics_hold(path):
     cfg = load_config(path)
     check_config_basics(cfg, 'train')
     check_config_basics(cfg, 'test')
+
+
+@pytest.mark.parametrize('rel,targets', [
+    ('oaa/oaa_iam_vgg16_voc.py', 'work_dirs/oaa_vgg16_voc/oaa_maps'),
+    ('oaa/oaa_drop_iam_vgg16_voc.py', 'work_dirs/oaa_drop_vgg16_voc/oaa_maps'),
+    ('toy/iam_r18_toy.py', 'work_dirs/oaa_r18_toy/oaa_maps'),
+    ('toy/iam_drop_r18_toy.py', 'work_dirs/oaa_drop_r18_toy/oaa_maps'),
+])
+def test_iam_configs_set_the_attention_folder_as_a_dataset_key(rel, targets):
+    """The attention-target folder is ``data_prefix.attention_path``; a variant
+    changes that one key (``data_prefix`` merges key by key through ``_base_``) and
+    keeps the pipeline, whose ``LoadAttentionTargets`` has no ``cam_dir``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs', rel))
+    assert cfg.attention_targets == targets
+    ds = cfg.train_dataloader.dataset
+    assert ds.data_prefix.attention_path == targets
+    assert ds.data_prefix.img_path == 'JPEGImages' and ds.data_prefix.seg_map_path
+    (t, ) = [t for t in ds.pipeline if t['type'] == 'LoadAttentionTargets']
+    assert 'cam_dir' not in t
+    # only training reads the targets
+    for split in ('val', 'test'):
+        assert 'attention_path' not in cfg[f'{split}_dataloader'].dataset.data_prefix
+    with open(osp.join(REPO, 'configs', rel)) as f:
+        assert 'cam_dir' not in f.read()

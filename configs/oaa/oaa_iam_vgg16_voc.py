@@ -7,6 +7,9 @@
 #   tools/export_cams.py configs/oaa/oaa_iam_vgg16_voc.py \
 #       work_dirs/oaa_iam_vgg16_voc/epoch_15.pth --out work_dirs/oaa_iam_vgg16_voc/cams
 _base_ = ['../cam/cam_vgg16_voc.py']
+# the soft targets: the OAA maps of configs/oaa/oaa_vgg16_voc.py, relative to the working
+# directory (data_prefix.attention_path; docs/datasets.md). Elsewhere:
+#   --cfg-options attention_targets=DIR
 attention_targets = 'work_dirs/oaa_vgg16_voc/oaa_maps'
 model = dict(
     head=dict(
@@ -24,8 +27,9 @@ train_pipeline = [
          interpolation='bicubic'),
     dict(type='mmpretrain.ColorJitter', brightness=0.3, contrast=0.3,
          saturation=0.3, hue=0.1),
-    # after every geometric transform: the targets follow the recorded geometry
-    dict(type='LoadAttentionTargets', cam_dir=attention_targets, num_classes=20),
+    # after every geometric transform: the targets follow the recorded geometry;
+    # the files are data_prefix.attention_path of the dataset
+    dict(type='LoadAttentionTargets', num_classes=20),
     dict(type='PackWSSSInputs'),
 ]
 cam_pipeline = [
@@ -35,7 +39,10 @@ cam_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackWSSSInputs'),
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(
+    dataset=dict(
+        data_prefix=dict(attention_path=attention_targets),
+        pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=cam_pipeline))
 test_dataloader = val_dataloader
 # the IAM has no meaningful image scores: seeds only

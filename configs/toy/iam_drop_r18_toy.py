@@ -4,10 +4,5 @@
 #   python tools/train.py configs/toy/iam_drop_r18_toy.py
 _base_ = './iam_r18_toy.py'
 attention_targets = 'work_dirs/oaa_drop_r18_toy/oaa_maps'
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='LoadAttentionTargets', cam_dir=attention_targets, num_classes=8),
-    dict(type='PackWSSSInputs'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(
+    dataset=dict(data_prefix=dict(attention_path=attention_targets)))

@@ -6,6 +6,8 @@
 #       work_dirs/iam_r18_toy/epoch_40.pth --out work_dirs/iam_r18_toy/cams
 #   python tools/eval_seeds.py work_dirs/iam_r18_toy/cams configs/toy/iam_r18_toy.py
 _base_ = './cam_r18_toy.py'
+# data_prefix.attention_path, relative to the working directory; elsewhere:
+#   --cfg-options attention_targets=DIR
 attention_targets = 'work_dirs/oaa_r18_toy/oaa_maps'
 model = dict(
     head=dict(
@@ -15,9 +17,12 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='LoadAttentionTargets', cam_dir=attention_targets, num_classes=8),
+    dict(type='LoadAttentionTargets', num_classes=8),
     dict(type='PackWSSSInputs'),
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(
+    dataset=dict(
+        data_prefix=dict(attention_path=attention_targets),
+        pipeline=train_pipeline))
 val_evaluator = [dict(type='SeedIoUMetric')]
 test_evaluator = val_evaluator

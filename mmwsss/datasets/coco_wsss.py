@@ -41,9 +41,13 @@ class COCOWSSSDataset(VOCWSSSDataset):
 
     Label ``c`` (1..80) is the c-th COCO category in increasing category-id order.
     Image-level labels come from the class-label file or the masks (there is no XML).
+    The other ``data_prefix`` keys are those of :class:`VOCWSSSDataset` except
+    ``xml_path`` (``cam_path`` / ``attention_path`` relative to the working
+    directory).
     """
     METAINFO = dict(classes=COCO_CLASSES, palette=_coco_palette(len(COCO_CLASSES)))
-    OPTIONAL_PREFIXES = ('seg_map_path', 'saliency_path', 'pseudo_label_path')
+    OPTIONAL_PREFIXES = ('seg_map_path', 'saliency_path', 'pseudo_label_path',
+                         'cam_path', 'attention_path')
     SUPPORTED_LABEL_SOURCES = ('cls_file', 'mask')
 
     def __init__(self,

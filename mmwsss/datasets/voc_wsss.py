@@ -7,6 +7,7 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 
 from mmwsss.registry import DATASETS
+from mmwsss.utils.cam_io import cam_path
 from mmwsss.utils.io import (MissingIdError, labels_from_mask, load_class_labels,
                              read_label_png, read_split_ids, voc_xml_names)
 
@@ -38,7 +39,21 @@ class VOCWSSSDataset(BaseSegDataset):
     * ``pseudo_label_path``: pseudo labels (VOC-format PNGs). When set, the item's
       ``seg_map_path`` points at the pseudo label, so MMSeg's ``LoadAnnotations`` and any
       MMSeg segmentor train on it unchanged; the GT mask path (if any) moves to
-      ``gt_seg_map_path``.
+      ``gt_seg_map_path``;
+    * ``cam_path``: CAM files of the split (``<id>.npz``, docs/cam_format.md), read by
+      ``LoadCAMFromFile`` (pseudo labels built on the fly);
+    * ``attention_path``: the soft targets of the integral attention model (OAA+,
+      [T] §3.4: the exported OAA / OAA++ cumulative maps, ``<id>.npz``), read by
+      ``LoadAttentionTargets``.
+
+    ``cam_path`` and ``attention_path`` are outputs of earlier runs, not parts of the
+    dataset: a **relative value is relative to the working directory** (like
+    ``work_dir`` and the tools' ``--out``), not to ``data_root``; e.g.
+    ``attention_path='work_dirs/oaa_vgg16_voc/oaa_maps'``. Every other key is relative
+    to ``data_root`` (MMEngine's rule). Their files are verified at start-up when a
+    transform of the dataset's pipeline reads them: a dataset built without such a
+    transform (CAM export with ``cam_pipeline``, the offline tools, which build it
+    with an empty pipeline) does not need them.
 
     Args:
         ann_file (str): split list, relative to ``data_root`` (one id per line; psa's
@@ -47,9 +62,12 @@ class VOCWSSSDataset(BaseSegDataset):
         cls_label_file (str): class-label file, relative to ``data_root``.
         data_prefix (dict): folders relative to ``data_root``: ``img_path``
             (required) and optional ``seg_map_path``, ``saliency_path``,
-            ``pseudo_label_path``, ``xml_path`` (a ``None`` value disables a key).
+            ``pseudo_label_path``, ``xml_path``; and the run outputs ``cam_path``,
+            ``attention_path``, relative to the working directory (a ``None``
+            value disables a key).
         check_files (bool): verify at start-up that every id of the split has its
-            image (and mask / saliency / pseudo label when enabled). Defaults to True.
+            image (and mask / saliency / pseudo label / CAM / attention targets when
+            enabled; the last two when the pipeline reads them). Defaults to True.
         **kwargs: passed to :class:`mmseg.datasets.BaseSegDataset`.
     """
     METAINFO = dict(
@@ -64,7 +82,10 @@ class VOCWSSSDataset(BaseSegDataset):
                  [0, 64, 0], [128, 64, 0], [0, 192, 0], [128, 192, 0],
                  [0, 64, 128]])
     OPTIONAL_PREFIXES = ('seg_map_path', 'saliency_path', 'pseudo_label_path',
-                         'xml_path')
+                         'xml_path', 'cam_path', 'attention_path')
+    #: data_prefix keys of run outputs: relative values are relative to the working
+    #: directory, not joined with ``data_root`` (see :meth:`_join_prefix`)
+    WORK_DIR_PREFIXES = ('cam_path', 'attention_path')
     SUPPORTED_LABEL_SOURCES = LABEL_SOURCES
 
     def __init__(self,
@@ -120,6 +141,24 @@ class VOCWSSSDataset(BaseSegDataset):
             **kwargs)
 
     # ------------------------------------------------------------------ helpers
+    def _join_prefix(self) -> None:
+        """MMEngine's join of ``data_root`` with ``ann_file`` and the ``data_prefix``
+        folders, except for :attr:`WORK_DIR_PREFIXES` (``cam_path``,
+        ``attention_path``): those are outputs of earlier runs (``work_dirs/...``), so
+        a relative value stays relative to the working directory, as ``work_dir``
+        and the tools' ``--out`` are."""
+        kept = {
+            k: self.data_prefix.pop(k)
+            for k in self.WORK_DIR_PREFIXES if k in self.data_prefix
+        }
+        for key, value in kept.items():
+            if not isinstance(value, str):
+                raise TypeError(
+                    f'{type(self).__name__}: data_prefix.{key} must be a folder '
+                    f'path (str), got {type(value).__name__}: {value!r}')
+        super()._join_prefix()
+        self.data_prefix.update(kept)
+
     @property
     def num_fg_classes(self) -> int:
         return len(self._metainfo['classes']) - 1
@@ -132,11 +171,13 @@ class VOCWSSSDataset(BaseSegDataset):
                 'match); subclass the dataset with its own METAINFO instead')
 
     def _missing_error(self, what: str, ids: List[str], folder: str,
-                       fix: str) -> FileNotFoundError:
+                       fix: str, prefix_key: Optional[str] = None
+                       ) -> FileNotFoundError:
         shown = ', '.join(ids[:5]) + (' ...' if len(ids) > 5 else '')
+        key = f' (data_prefix.{prefix_key})' if prefix_key else ''
         return FileNotFoundError(
             f'{type(self).__name__}: {len(ids)} id(s) of the split '
-            f'{self.ann_file!r} have no {what} in {folder!r}: {shown}. {fix}')
+            f'{self.ann_file!r} have no {what} in {folder!r}{key}: {shown}. {fix}')
 
     def _image_labels(self, ids: List[str], items: List[dict]) -> List[np.ndarray]:
         k = self.num_fg_classes
@@ -202,6 +243,9 @@ class VOCWSSSDataset(BaseSegDataset):
                                                    img_id + '.png')
             if 'xml_path' in prefix:
                 it['xml_path'] = osp.join(prefix['xml_path'], img_id + '.xml')
+            for key in self.WORK_DIR_PREFIXES:
+                if key in prefix:
+                    it[key] = cam_path(prefix[key], img_id)
             # what LoadAnnotations reads: the pseudo label if given, else the GT
             seg = it.get('pseudo_label_path', it.get('gt_seg_map_path'))
             if seg is not None:
@@ -228,6 +272,45 @@ class VOCWSSSDataset(BaseSegDataset):
             'and pseudo labels are all background.', logger='current',
             level=logging.WARNING)
 
+    #: what writes the files of the run-output keys (the fix named by a check error)
+    WORK_DIR_PREFIX_FIXES = dict(
+        cam_path=('CAM file', 'CAM folder',
+                  'Export the CAMs of this split first (tools/export_cams.py CONFIG '
+                  'CHECKPOINT --out DIR; OAA maps: the OAAHook of an OAA run writes '
+                  '<work_dir>/oaa_maps, tools/export_oaa_maps.py CHECKPOINT --out DIR '
+                  'exports them from a checkpoint) and set data_prefix.cam_path=DIR.'),
+        attention_path=(
+            'attention target', 'attention-target folder',
+            'These are the cumulative maps of an OAA / OAA++ run (its OAAHook '
+            'writes <work_dir>/oaa_maps after training; tools/export_oaa_maps.py '
+            'CHECKPOINT --out DIR exports them from any checkpoint): train that run '
+            'first, or point data_prefix.attention_path at its maps (the OAA+ '
+            'configs: --cfg-options attention_targets=DIR).'),
+    )
+
+    def prefixes_read_by_pipeline(self) -> set:
+        """The :attr:`WORK_DIR_PREFIXES` keys whose files a transform of the
+        pipeline reads from ``results`` (``LoadCAMFromFile`` / ``LoadAttentionTargets``
+        without a ``cam_dir`` override declare it with ``reads_data_prefix``)."""
+        keys = set()
+
+        def walk(obj, depth=0):
+            if depth > 8:
+                return
+            key = getattr(obj, 'reads_data_prefix', None)
+            if isinstance(key, str):
+                keys.add(key)
+            for attr in ('transforms', 'subroutines'):
+                children = getattr(obj, attr, None)
+                if isinstance(children, (list, tuple)):
+                    for child in children:
+                        walk(child, depth + 1)
+                elif children is not None and children is not obj:
+                    walk(children, depth + 1)
+
+        walk(getattr(self, 'pipeline', None))
+        return keys
+
     def _check_item_files(self, ids: List[str], items: List[dict]) -> None:
         checks = [
             ('img_path', 'image', 'img_path',
@@ -242,6 +325,11 @@ class VOCWSSSDataset(BaseSegDataset):
             ('xml_path', 'XML annotation', 'xml_path',
              "Use label_source='cls_file' or 'mask' if there are no XML files."),
         ]
+        read = self.prefixes_read_by_pipeline()
+        for key in self.WORK_DIR_PREFIXES:
+            if key in read:
+                what, _, fix = self.WORK_DIR_PREFIX_FIXES[key]
+                checks.append((key, what, key, fix))
         for key, what, prefix_key, fix in checks:
             if not items or key not in items[0]:
                 continue
@@ -249,6 +337,14 @@ class VOCWSSSDataset(BaseSegDataset):
             try:
                 present = set(os.listdir(folder))
             except FileNotFoundError:
+                if prefix_key in self.WORK_DIR_PREFIX_FIXES:
+                    _, kind, fix = self.WORK_DIR_PREFIX_FIXES[prefix_key]
+                    where = ('' if osp.isabs(folder) else
+                             f', relative to the working directory {os.getcwd()!r}')
+                    raise FileNotFoundError(
+                        f'{type(self).__name__}: the {kind} {folder!r} '
+                        f'(data_prefix.{prefix_key}{where}) does not exist. '
+                        f'{fix}') from None
                 raise FileNotFoundError(
                     f'{type(self).__name__}: the {what} folder {folder!r} '
                     f'(data_prefix.{prefix_key}) does not exist') from None
@@ -257,7 +353,9 @@ class VOCWSSSDataset(BaseSegDataset):
                 if osp.basename(it[key]) not in present
             ]
             if missing:
-                raise self._missing_error(what, missing, folder, fix)
+                raise self._missing_error(
+                    what, missing, folder, fix,
+                    prefix_key if prefix_key in self.WORK_DIR_PREFIXES else None)
 
     def filter_data(self) -> List[dict]:
         """``filter_cfg=dict(skip_ids_with_file_in=DIR, file_suffix='.npz')`` drops

@@ -163,14 +163,9 @@ custom_hooks = [dict(type='OAAHook', start_epoch=0, export_dir=None)]
                                            'iam_r18_toy.py')!r}]
 data_root = {toy_root!r}
 attention_targets = {targets!r}
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='LoadAttentionTargets', cam_dir=attention_targets, num_classes=8),
-    dict(type='PackWSSSInputs'),
-]
 train_dataloader = dict(batch_size=4,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+                        dataset=dict(data_root=data_root,
+                                     data_prefix=dict(attention_path=attention_targets)))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 train_cfg = dict(max_epochs=8, val_interval=100)

@@ -391,9 +391,12 @@ def test_attention_targets_override_reaches_the_pipeline(tmp_path):
     from mmwsss.utils.launch import load_config
     for rel in ('oaa/oaa_iam_vgg16_voc.py', 'oaa/oaa_drop_iam_vgg16_voc.py'):
         cfg = load_config(_cfg(rel), {'attention_targets': str(tmp_path)})
-        dirs = [t['cam_dir'] for t in cfg.train_dataloader.dataset.pipeline
-                if t['type'] == 'LoadAttentionTargets']
-        assert dirs == [str(tmp_path)], rel
+        # the folder is the dataset's data_prefix key; the transform reads it
+        assert cfg.train_dataloader.dataset.data_prefix.attention_path == \
+            str(tmp_path), rel
+        (t, ) = [t for t in cfg.train_dataloader.dataset.pipeline
+                 if t['type'] == 'LoadAttentionTargets']
+        assert 'cam_dir' not in t, rel
     cfg = load_config(_cfg('cam/cam_vgg16_voc.py'), {'data_root': '/x/VOC2012'})
     for split in ('train', 'val', 'test'):
         assert cfg[f'{split}_dataloader'].dataset.data_root == '/x/VOC2012'

@@ -18,10 +18,13 @@ class CAMToPseudoLabel(BaseTransform):
     resize, crop and flip like a mask loaded from disk::
 
         dict(type='LoadImageFromFile'),
-        dict(type='LoadCAMFromFile', cam_dir='work_dirs/oaa/oaa_maps'),
+        dict(type='LoadCAMFromFile'),            # data_prefix.cam_path of the dataset
         dict(type='LoadSaliencyMap'),            # only for saliency rules
         dict(type='CAMToPseudoLabel', rule=dict(type='SaliencyBackground')),
         dict(type='RandomResize', ...), dict(type='RandomCrop', ...), ...
+
+    with ``data_prefix=dict(..., cam_path='work_dirs/oaa_vgg16_voc/oaa_maps')`` in the
+    dataset (relative to the working directory; docs/datasets.md).
 
     Offline PNGs (``tools/make_pseudo_labels.py``) are faster for more than one epoch:
     a CRF costs about a second per VOC image.

@@ -5,8 +5,9 @@ import torch
 from mmcv.transforms import BaseTransform
 
 from mmwsss.registry import TRANSFORMS
-from mmwsss.utils.cam_io import cam_path, load_cam
+from mmwsss.utils.cam_io import load_cam
 from mmwsss.utils.geometry import from_canonical
+from .load_cam_from_file import cam_file_of
 
 GEOMETRY_KEYS = ('ori_shape', 'img_shape', 'scale_factor', 'crop_bbox', 'flip',
                  'flip_direction')
@@ -17,12 +18,21 @@ INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic', 'area')
 class LoadAttentionTargets(BaseTransform):
     """Load the soft attention targets of the integral attention model (OAA+).
 
-    Reads the CAM file ``<cam_dir>/<img_id>.npz`` (:mod:`mmwsss.utils.cam_io`;
+    Reads the CAM file ``results['attention_path']`` (:mod:`mmwsss.utils.cam_io`;
     e.g. the final OAA / OAA++ cumulative maps exported at the original image size,
     [T] §3.4) and stores ``results['gt_attention']``: a float32 (num_classes, img_h,
     img_w) array in [0, 1] aligned with the augmented image, zero for classes without
     a map. :class:`PackWSSSInputs` packs it as ``data_sample.gt_attention`` and
     :class:`~mmwsss.models.heads.IAMHead` turns it into the targets ``p``.
+
+    The mmwsss datasets set ``results['attention_path']`` to
+    ``<data_prefix.attention_path>/<img_id>.npz``; the folder is a dataset key (relative
+    to the working directory, checked at start-up; docs/datasets.md)::
+
+        train_dataloader = dict(dataset=dict(data_prefix=dict(
+            attention_path='work_dirs/oaa_vgg16_voc/oaa_maps')))
+
+    ``cam_dir`` (the older form) overrides it with ``<cam_dir>/<img_id>.npz``.
 
     **Put it at the end of the train pipeline**, after the geometric transforms and
     before ``PackWSSSInputs``. The maps are not registered in ``seg_fields`` and
@@ -36,19 +46,22 @@ class LoadAttentionTargets(BaseTransform):
     ``flip_direction``). Use :class:`RandomCropWithBox`, not ``RandomCrop`` (which
     records no box), and let the data preprocessor pad (not a ``Pad`` transform).
 
-    Required keys: ``img_id``, ``ori_shape`` (+ the optional geometric keys above).
-    Added keys: ``gt_attention``.
+    Required keys: ``attention_path`` (or ``img_id`` with ``cam_dir``), ``ori_shape``
+    (+ the optional geometric keys above). Added keys: ``gt_attention``.
 
     Args:
-        cam_dir (str): directory of the CAM files.
+        cam_dir (str, optional): directory of the CAM files; overrides
+            ``results['attention_path']`` (the dataset's ``data_prefix``).
         num_classes (int, optional): expected number of foreground classes; checked
             against the files.
         interpolation (str): resize mode of the maps (``'bilinear'``, spec A11);
             results are clamped to [0, 1].
     """
+    #: the dataset's data_prefix key whose files this transform reads
+    DATA_PREFIX_KEY = 'attention_path'
 
     def __init__(self,
-                 cam_dir: str,
+                 cam_dir: Optional[str] = None,
                  num_classes: Optional[int] = None,
                  interpolation: str = 'bilinear'):
         if interpolation not in INTERPOLATIONS:
@@ -58,20 +71,25 @@ class LoadAttentionTargets(BaseTransform):
         self.num_classes = num_classes
         self.interpolation = interpolation
 
+    @property
+    def reads_data_prefix(self) -> Optional[str]:
+        """The data_prefix key read from ``results`` (None with a ``cam_dir``)."""
+        return self.DATA_PREFIX_KEY if self.cam_dir is None else None
+
     def transform(self, results: dict) -> dict:
         img_id = results.get('img_id')
-        if img_id is None:
-            raise KeyError('LoadAttentionTargets needs results["img_id"] (set by '
-                           'the mmwsss datasets)')
-        path = cam_path(self.cam_dir, img_id)
+        path = cam_file_of('LoadAttentionTargets', results, self.cam_dir,
+                           self.DATA_PREFIX_KEY)
         try:
             rec = load_cam(path)
         except FileNotFoundError:
+            where = (f'cam_dir={self.cam_dir!r}' if self.cam_dir is not None else
+                     'data_prefix.attention_path')
             raise FileNotFoundError(
                 f'attention targets of image id {img_id!r} not found: {path!r} '
-                'does not exist. Export the final attention maps (e.g. the OAA '
-                'cumulative maps, or tools/export_cams.py) to cam_dir first '
-                f'(cam_dir={self.cam_dir!r})') from None
+                'does not exist. Export the final attention maps (the OAA '
+                'cumulative maps of an OAA run, tools/export_oaa_maps.py, or '
+                f'tools/export_cams.py) to that folder first ({where})') from None
         if self.num_classes is not None and rec.num_classes != self.num_classes:
             raise ValueError(
                 f'{path}: CAM file of image id {img_id!r} has {rec.num_classes} '
