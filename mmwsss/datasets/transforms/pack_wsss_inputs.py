@@ -18,6 +18,8 @@ class PackWSSSInputs(PackSegInputs):
     Produces a :class:`~mmwsss.structures.WSSSDataSample` with
 
     - ``gt_label``: the multi-hot image-level label (from ``results['gt_label']``);
+    - ``gt_score``: the same vector (a copy), the field MMPretrain's multi-label metrics
+      (``mmpretrain.AveragePrecision``, ``mmpretrain.MultiLabelMetric``) read;
     - ``gt_sem_seg``: the mask, if the pipeline loaded one (GT or pseudo label);
     - ``gt_saliency``: the saliency map scaled to [0, 1], if ``LoadSaliencyMap`` ran;
     - ``gt_attention``: the (K, H, W) soft attention targets in [0, 1], if
@@ -37,8 +39,10 @@ class PackWSSSInputs(PackSegInputs):
         sample = WSSSDataSample(metainfo=seg_sample.metainfo)
         sample.set_data(dict(seg_sample.items()))
         if 'gt_label' in results:
-            sample.gt_label = torch.as_tensor(
+            label = torch.as_tensor(
                 np.asarray(results['gt_label'], dtype=np.float32))
+            sample.gt_label = label
+            sample.gt_score = label.clone()
         if 'gt_saliency' in results:
             sal = np.ascontiguousarray(results['gt_saliency'])
             sal = torch.from_numpy(sal.astype(np.float32) / 255.)[None]

@@ -7,6 +7,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmwsss.registry import METRICS
+from ..functional import format_table, percent_cells
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -43,11 +44,43 @@ class MultiLabelMAPMetric(BaseMetric):
     For each class, images are ranked by ``pred_score`` and the non-interpolated AP
     (mean precision at the rank of each positive) is computed; classes without any
     positive image are skipped. ``mAP`` is the mean over the remaining classes (in
-    %). Per-class APs are logged.
+    %, rounded to 2 decimals), logged as ``cls/mAP``. Per-class APs are logged.
 
     Inputs per data sample (dicts): ``pred_score`` (Tensor (K,), any monotone score,
-    e.g. sigmoid outputs) and ``gt_label`` (Tensor (K,) multi-hot; negative values
-    mark ignored, e.g. *difficult*, labels).
+    e.g. sigmoid outputs) and the multi-hot target (Tensor (K,); negative values
+    mark ignored, e.g. *difficult*, labels): ``gt_score`` if the sample has one (the
+    MMPretrain field, which :class:`~mmwsss.datasets.transforms.PackWSSSInputs` also
+    sets), else ``gt_label`` (the mmwsss field). Hence the metric reads mmwsss and
+    MMPretrain multi-label data samples alike.
+
+    **Why not MMPretrain's** ``AveragePrecision``: the samples packed by
+    ``PackWSSSInputs`` carry ``gt_score``, so ``dict(type='mmpretrain.AveragePrecision',
+    prefix='cls')`` works in mmwsss configs too, and it computes the same per-class
+    AP (mean precision at the positives' ranks, samples labelled -1 left out)
+    when every class has a positive image and no positive shares its score with a
+    negative (e.g. the full VOC train / val splits with unsaturated scores). It
+    differs in two cases that occur in WSSS evaluation
+    (``tests/test_evaluation/test_cls_metrics.py`` measures both):
+
+    * a class without any positive image gets AP 0 and still counts in the mean.
+      A class absent from the evaluated images says nothing about the classifier;
+      on a subset of a split (a short validation set, a data subset on a CI or
+      debugging run, a COCO subset with rare classes) MMPretrain's mAP is this
+      metric's times ``(K - m) / K`` for ``m`` absent classes (5 classes, one
+      absent: 60.86 instead of 76.08). Here the class is reported as ``n/a`` and
+      left out of the mean;
+    * tied scores are ranked by an unstable ``torch.argsort``, so when a positive
+      and a negative share a score (float32 sigmoid saturates to exactly 1.0 for
+      logits above about 16.7, e.g. on the training images the seeds are
+      evaluated on) the AP depends on the sort implementation and even on the
+      number of images: on CPU, the same six tied top images (3 positive) give
+      AP 50.00 followed by 10 negatives, 75.56 by 30 and 72.22 by 60. Here ties
+      keep the order of the images in the dataset (a stable sort): 50.00 in all
+      three cases.
+
+    MMPretrain has no option for either, so mmwsss configs use this metric; use
+    ``mmpretrain.AveragePrecision`` (or ``mmpretrain.MultiLabelMetric``) on the same
+    data samples where its conventions are wanted.
 
     Args:
         collect_device (str): ``'cpu'`` or ``'gpu'`` for distributed collection.
@@ -70,15 +103,15 @@ class MultiLabelMAPMetric(BaseMetric):
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for ds in data_samples:
             score = self._vec(ds['pred_score'])
-            label = self._vec(ds['gt_label'])
+            key = 'gt_score' if 'gt_score' in ds else 'gt_label'
+            label = self._vec(ds[key])
             if score.shape != label.shape:
                 raise ValueError(
                     f'{type(self).__name__}: pred_score has {score.shape[0]} '
-                    f'classes but gt_label has {label.shape[0]}')
+                    f'classes but {key} has {label.shape[0]}')
             self.results.append((score, label))
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
-        from prettytable import PrettyTable
         scores = np.stack([r[0] for r in results])
         labels = np.stack([r[1] for r in results])
         k = scores.shape[1]
@@ -94,12 +127,8 @@ class MultiLabelMAPMetric(BaseMetric):
                 names = None
         if names is None:
             names = [f'class {c}' for c in range(k)]
-        table = PrettyTable()
-        table.add_column('Class', names)
-        table.add_column('AP', [
-            'n/a' if np.isnan(ap) else f'{ap * 100:.2f}' for ap in aps
-        ])
-        print_log('per class AP:\n' + table.get_string(), logger='current')
+        table = format_table([('Class', names), ('AP', percent_cells(aps))])
+        print_log('per class AP:\n' + table, logger='current')
         valid = ~np.isnan(aps)
         m_ap = float(aps[valid].mean() * 100) if valid.any() else float('nan')
         return OrderedDict(mAP=float(np.round(m_ap, 2)))
