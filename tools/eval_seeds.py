@@ -18,19 +18,14 @@ or wrong CAM folder), or images whose GT classes all have all-zero CAMs (up to
 import argparse
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-
-import mmwsss  # noqa: E402,F401  (compat shims before mmseg / mmengine)
-from mmengine.config import Config  # noqa: E402
-
-from mmwsss.evaluation.seed_eval import (evaluate_cam_dir,  # noqa: E402
+import mmwsss  # noqa: F401  (compat shims before mmseg / mmengine)
+from mmwsss.evaluation.functional import format_percent
+from mmwsss.evaluation.seed_eval import (UNDEFINED, evaluate_cam_dir,
                                          format_seed_table, scores_to_json)
-from mmwsss.utils.cli import run_tool  # noqa: E402
-from mmwsss.utils.launch import (build_split_dataset,  # noqa: E402
-                                 key_value_action)
-from mmwsss.utils.io import atomic_write  # noqa: E402
+from mmwsss.utils.cli import run_tool
+from mmwsss.utils.io import atomic_write
+from mmwsss.utils.launch import build_split_dataset, key_value_action
 
 
 def parse_args(argv=None):
@@ -63,13 +58,16 @@ def main(argv=None):
         progress=not args.no_progress,
         max_listed=args.max_listed)
     print(format_seed_table(scores))
-    print(f"seed mIoU {scores['best_miou'] * 100:.2f} at background threshold "
+    miou = format_percent(scores['best_miou'], UNDEFINED)
+    print(f"seed mIoU {miou} at background threshold "
           f"{scores['best_threshold']:g} ({scores['num_images']} images, "
           f'split {args.split})')
     q = scores.get('attention_quality')
     if q:
-        print(f"attention maps at 50% of their max: recall {q['recall'] * 100:.2f}"
-              f", noise (1 - precision) {q['noise'] * 100:.2f} (pooled)")
+        recall = format_percent(q['recall'], UNDEFINED)
+        noise = format_percent(q['noise'], UNDEFINED)
+        print(f'attention maps at 50% of their max: recall {recall}, '
+              f'noise (1 - precision) {noise} (pooled)')
     for msg in scores.get('warnings', []):
         print(f'WARNING: {msg}')
     if args.out:

@@ -12,12 +12,9 @@ and min-max normalised, as the official OAA ``res.py``; one ``<img_id>.npz`` per
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-
-import mmwsss  # noqa: E402,F401  (compat shims, checkpoint allow-list)
-from mmwsss.utils.cli import run_tool  # noqa: E402
+import mmwsss  # noqa: F401  (compat shims, checkpoint allow-list)
+from mmwsss.utils.cli import ToolError, load_checkpoint_file, run_tool
 
 
 def parse_args(argv=None):
@@ -42,8 +39,9 @@ def load_oaa_state(path: str) -> dict:
     from mmwsss.engine.hooks.oaa_hook import STATE_KEY
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if STATE_KEY not in ckpt:
+    ckpt = load_checkpoint_file(
+        path, lambda p: torch.load(p, map_location='cpu', weights_only=True))
+    if not isinstance(ckpt, dict) or STATE_KEY not in ckpt:
         raise KeyError(
             f'checkpoint {path!r} has no {STATE_KEY!r}: it was not trained with '
             "OAAHook (custom_hooks=[dict(type='OAAHook'), ...])")
@@ -67,9 +65,12 @@ def main(argv=None):
         wanted = read_split_ids(args.ids_file)
         missing = [i for i in wanted if i not in ori_shapes]
         if missing:
-            raise SystemExit(
-                f'export_oaa_maps.py: {len(missing)} id(s) of {args.ids_file} '
-                f'were never visited by OAA training: {", ".join(missing[:5])}')
+            shown = ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else '')
+            raise ToolError(
+                f'{len(missing)} id(s) of {args.ids_file} were never visited by '
+                f'OAA training in {args.checkpoint}: {shown}. Give the split '
+                'file of the images this model was trained on (--ids-file), or '
+                'drop --ids-file to export every visited image')
         ids = list(wanted)
     n = export_attention_maps(
         store.by_image(), ori_shapes, int(state['num_classes']), args.out,

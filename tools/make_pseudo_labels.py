@@ -28,16 +28,14 @@ that has a GT label is labelled. The labels already written stay (complete files
 """
 import argparse
 import json
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import mmwsss  # noqa: F401  (compat shims before mmseg / mmengine)
+from mmengine.config import Config
 
-import mmwsss  # noqa: E402,F401  (compat shims before mmseg / mmengine)
-from mmengine.config import Config  # noqa: E402
-
-from mmwsss.utils.cli import run_tool  # noqa: E402
-from mmwsss.utils.launch import key_value_action  # noqa: E402
+from mmwsss.evaluation.functional import (format_class_table, format_percent,
+                                          percent_or_none)
+from mmwsss.utils.cli import run_tool
+from mmwsss.utils.launch import key_value_action
 
 
 def parse_args(argv=None):
@@ -103,21 +101,13 @@ class DegenerateLabelsError(ValueError):
 def format_scores(scores: dict) -> str:
     """Per-class table and summary line; undefined scores read ``n/a``, never
     ``nan``."""
-    from prettytable import PrettyTable
-
-    def pct(v, undefined='n/a'):
-        return undefined if v != v else f'{100 * v:.2f}'
-    t = PrettyTable()
-    t.add_column('Class', scores['class_names'])
-    for key, name in (('iou', 'IoU'), ('precision', 'Precision'),
-                      ('recall', 'Recall')):
-        t.add_column(name, [pct(v) for v in scores[key]])
     none = scores.get('labelled_gt_pixels', 1) == 0
-    miou = pct(scores['mIoU'], 'n/a (no labelled pixel)' if none else 'n/a')
-    acc = pct(scores['accuracy'], 'n/a')
-    ign = pct(scores['ignored_ratio'], 'n/a (no GT pixel)')
+    miou = format_percent(scores['mIoU'],
+                          'n/a (no labelled pixel)' if none else 'n/a')
+    acc = format_percent(scores['accuracy'], 'n/a')
+    ign = format_percent(scores['ignored_ratio'], 'n/a (no GT pixel)')
     ign = ign + ' %' if not ign.startswith('n/a') else ign
-    return (t.get_string() + f'\npseudo-label mIoU {miou}, '
+    return (format_class_table(scores, 'n/a') + f'\npseudo-label mIoU {miou}, '
             f'pixel accuracy {acc} (labelled pixels), '
             f'ignored {ign} of the GT pixels')
 
@@ -151,14 +141,13 @@ def main(argv=None):
     if 'scores' in summary:
         s = summary['scores']
         print(format_scores(s))
-
-        def pct(v):
-            return None if v != v else round(100 * float(v), 4)
         out.update(
-            mIoU=pct(s['mIoU']), accuracy=pct(s['accuracy']),
-            ignored_ratio=pct(s['ignored_ratio']),
+            mIoU=percent_or_none(s['mIoU']),
+            accuracy=percent_or_none(s['accuracy']),
+            ignored_ratio=percent_or_none(s['ignored_ratio']),
             per_class={
-                k: dict(zip(s['class_names'], [pct(v) for v in s[k]]))
+                k: dict(zip(s['class_names'],
+                            [percent_or_none(v) for v in s[k]]))
                 for k in ('iou', 'precision', 'recall')
             })
     problem = degenerate_labels_message(summary, args.out, rule_cfg,

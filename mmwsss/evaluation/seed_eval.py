@@ -15,6 +15,8 @@ from mmengine.logging import print_log
 
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
 from mmwsss.utils.io import data_info_gt_path, data_info_id, read_label_png
+from .functional import (format_class_table, format_percent, format_table,
+                         percent_cells, percent_or_none, ratio)
 from .metrics.seed_sweep import (check_thresholds, confusions_from_histogram,
                                  degenerate_seed_warnings,
                                  gt_classes_without_seed, seed_scores,
@@ -32,42 +34,38 @@ def threshold_key(t: float) -> str:
     return s if abs(float(s) - t) < 1e-9 else f'{t:g}'
 
 
-def _pct(x) -> str:
-    x = float(x)
-    return 'nan' if np.isnan(x) else f'{100 * x:.2f}'
+#: How the seed tables print an undefined (NaN) score.
+UNDEFINED = 'nan'
 
 
 def format_seed_table(scores: Dict, per_threshold: bool = True) -> str:
     """Text tables of :func:`seed_scores` output: mIoU per threshold (optional) and
-    IoU / precision / recall per class at the best threshold."""
-    from prettytable import PrettyTable
+    IoU / precision / recall per class at the best threshold (percentages, ``nan``
+    where undefined; :func:`~mmwsss.evaluation.functional.format_class_table`)."""
     parts = []
     if per_threshold:
-        t_table = PrettyTable()
-        t_table.add_column('threshold',
-                           [threshold_key(t) for t in scores['thresholds']])
-        t_table.add_column('mIoU', [_pct(v) for v in scores['miou']])
-        parts.append(t_table.get_string())
-    c_table = PrettyTable()
-    c_table.add_column('Class', list(scores['class_names']))
-    for key, name in (('iou', 'IoU'), ('precision', 'Precision'),
-                      ('recall', 'Recall')):
-        c_table.add_column(name, [_pct(v) for v in scores[key]])
+        parts.append(format_table([
+            ('threshold', [threshold_key(t) for t in scores['thresholds']]),
+            ('mIoU', percent_cells(scores['miou'], UNDEFINED)),
+        ]))
+    extra = []
     q = scores.get('attention_quality')
     if q:
-        c_table.add_column('Attn recall', ['-'] + [
-            _pct(v) for v in q['per_class_recall'].values()])
-        c_table.add_column('Attn noise', ['-'] + [
-            _pct(v) for v in q['per_class_noise'].values()])
+        extra = [
+            ('Attn recall',
+             ['-'] + percent_cells(q['per_class_recall'].values(), UNDEFINED)),
+            ('Attn noise',
+             ['-'] + percent_cells(q['per_class_noise'].values(), UNDEFINED)),
+        ]
     parts.append(f"per class at the best threshold "
                  f"{threshold_key(scores['best_threshold'])} "
-                 f"(mIoU {_pct(scores['best_miou'])}):\n" +
-                 c_table.get_string())
+                 f"(mIoU {format_percent(scores['best_miou'], UNDEFINED)}):\n" +
+                 format_class_table(scores, UNDEFINED, extra))
     return '\n'.join(parts)
 
 
-def _nan_to_none(values) -> list:
-    return [None if np.isnan(v) else round(float(v) * 100, 4) for v in values]
+def _percents(values) -> list:
+    return [percent_or_none(v) for v in values]
 
 
 def scores_to_json(scores: Dict) -> Dict:
@@ -76,14 +74,13 @@ def scores_to_json(scores: Dict) -> Dict:
     names = list(scores['class_names'])
     return dict(
         best_threshold=scores['best_threshold'],
-        mIoU=None if np.isnan(scores['best_miou']) else round(
-            scores['best_miou'] * 100, 4),
+        mIoU=percent_or_none(scores['best_miou']),
         mIoU_per_threshold={
             threshold_key(t): v
-            for t, v in zip(scores['thresholds'], _nan_to_none(scores['miou']))
+            for t, v in zip(scores['thresholds'], _percents(scores['miou']))
         },
         per_class={
-            key: dict(zip(names, _nan_to_none(scores[key])))
+            key: dict(zip(names, _percents(scores[key])))
             for key in ('iou', 'precision', 'recall')
         },
         class_names=names,
@@ -96,12 +93,17 @@ def _quality_json(scores: Dict) -> Dict:
     q = scores.get('attention_quality')
     if not q:
         return {}
-    pct = (lambda v: None if np.isnan(v) else round(100 * v, 4))
     return dict(attention_quality=dict(
-        recall=pct(q['recall']),
-        noise=pct(q['noise']),
-        per_class_recall={k: pct(v) for k, v in q['per_class_recall'].items()},
-        per_class_noise={k: pct(v) for k, v in q['per_class_noise'].items()}))
+        recall=percent_or_none(q['recall']),
+        noise=percent_or_none(q['noise']),
+        per_class_recall={
+            k: percent_or_none(v)
+            for k, v in q['per_class_recall'].items()
+        },
+        per_class_noise={
+            k: percent_or_none(v)
+            for k, v in q['per_class_noise'].items()
+        }))
 
 
 def _shown(ids: List[str], n: int = 5) -> str:
@@ -135,12 +137,11 @@ def attention_quality(counts: np.ndarray, class_names: Sequence[str]) -> Dict:
     convention) and per class (NaN for a class without maps or GT pixels)."""
     tp, b, g = counts[:, 0].astype(float), counts[:, 1].astype(float), \
         counts[:, 2].astype(float)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        recall = np.where(g > 0, tp / g, np.nan)
-        noise = np.where(b > 0, 1 - tp / b, np.nan)
+    recall = ratio(tp, g)
+    noise = 1 - ratio(tp, b)
     return dict(
-        recall=float(tp.sum() / g.sum()) if g.sum() else float('nan'),
-        noise=float(1 - tp.sum() / b.sum()) if b.sum() else float('nan'),
+        recall=ratio(tp.sum(), g.sum()),
+        noise=1 - ratio(tp.sum(), b.sum()),
         per_class_recall=dict(zip(class_names, recall.tolist())),
         per_class_noise=dict(zip(class_names, noise.tolist())))
 

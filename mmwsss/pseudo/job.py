@@ -22,6 +22,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mmwsss.evaluation.functional import (confusion_matrix, nanmean,
+                                          per_class_scores, pixel_accuracy,
+                                          ratio)
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
 from mmwsss.utils.io import (data_info_gt_path, data_info_id, decoding,
                              read_label_png, remove_stale_temp_files,
@@ -178,16 +181,9 @@ def _init_worker(rule_cfg, num_classes: int, overwrite: bool,
 def _confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int):
     """(K+1, K+1) confusion (rows GT) over pixels labelled in both, and the
     number of GT-labelled pixels the pseudo label ignores."""
-    k1 = num_classes + 1
     valid = gt != 255
     ignored = int((valid & (pred == 255)).sum())
-    both = valid & (pred != 255)
-    g = gt[both].astype(np.int64)
-    p = pred[both].astype(np.int64)
-    if g.size and (g.max() >= k1 or p.max() >= k1):
-        raise ValueError(f'label value {max(g.max(), p.max())} is out of range '
-                         f'for {num_classes} foreground classes')
-    conf = np.bincount(g * k1 + p, minlength=k1 * k1).reshape(k1, k1)
+    conf = confusion_matrix(pred, gt, num_classes + 1, ignore_index=255)
     return conf, ignored, int(valid.sum())
 
 
@@ -266,28 +262,31 @@ def process_task(task: PseudoLabelTask) -> dict:
             raise ValueError(
                 f'image {task.img_id!r}: pseudo label size {label.shape} differs '
                 f'from the GT mask {task.gt_path!r} of size {gt.shape}')
-        out['confusion'], out['ignored'], out['valid'] = _confusion(
-            label, gt, num_classes)
+        try:
+            out['confusion'], out['ignored'], out['valid'] = _confusion(
+                label, gt, num_classes)
+        except ValueError as e:  # a label value beyond the classes: name the files
+            raise ValueError(
+                f'image {task.img_id!r} (pseudo label {task.out_path!r}, GT mask '
+                f'{task.gt_path!r}): {e}') from e
     return out
 
 
 def pseudo_label_scores(confusion: np.ndarray, ignored: int, valid: int,
                         class_names: Sequence[str]) -> dict:
     """mIoU / precision / recall over the pixels the pseudo labels assign, and the
-    share of GT-labelled pixels they ignore."""
-    conf = confusion.astype(np.float64)
-    tp = np.diag(conf)
-    gt_n, pred_n = conf.sum(1), conf.sum(0)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        iou = tp / (gt_n + pred_n - tp)
-        precision = tp / pred_n
-        recall = tp / gt_n
+    share of GT-labelled pixels they ignore.
+
+    The scores of :mod:`mmwsss.evaluation.functional` (NaN where undefined, mIoU
+    over the defined classes, as MMSeg's ``IoUMetric``); fractions in [0, 1].
+    """
+    scores = per_class_scores(confusion)
     return dict(
-        labelled_gt_pixels=int(conf.sum()),
-        mIoU=float(np.nanmean(iou)) if np.isfinite(iou).any() else float('nan'),
-        accuracy=float(tp.sum() / conf.sum()) if conf.sum() else float('nan'),
-        ignored_ratio=float(ignored / valid) if valid else float('nan'),
-        iou=iou, precision=precision, recall=recall,
+        labelled_gt_pixels=int(confusion.sum()),
+        mIoU=nanmean(scores['iou']),
+        accuracy=pixel_accuracy(confusion),
+        ignored_ratio=ratio(ignored, valid),
+        **scores,
         class_names=list(class_names))
 
 

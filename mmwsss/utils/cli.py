@@ -27,6 +27,44 @@ class ToolError(Exception):
     """An error of a tool's input or environment whose message says what to do."""
 
 
+def checkpoint_read_errors() -> tuple:
+    """What reading a file that is not a readable PyTorch checkpoint raises
+    (``torch.load``, MMEngine's ``CheckpointLoader``): missing or a folder
+    (``OSError``), empty (``EOFError``), a truncated zip (``RuntimeError``), a pickle
+    the weights-only loader refuses (``UnpicklingError``), text or other bytes
+    (``KeyError``, ``ValueError``, ``BadZipFile``)."""
+    import pickle
+    import zipfile
+    return (OSError, EOFError, RuntimeError, KeyError, ValueError,
+            pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def load_checkpoint_file(path: str,
+                         load: Optional[Callable] = None,
+                         what: str = 'checkpoint'):
+    """Read a checkpoint file for a tool; a file that cannot be read ends in a
+    :class:`ToolError` naming it, the cause and the fix.
+
+    Args:
+        path: the file.
+        load: ``load(path)`` reads it; default: MMEngine's
+            ``CheckpointLoader.load_checkpoint(path, map_location='cpu')``.
+        what: what the file is, for the message.
+    """
+    if load is None:
+        from mmengine.runner import CheckpointLoader
+
+        def load(p):
+            return CheckpointLoader.load_checkpoint(p, map_location='cpu')
+    try:
+        return load(path)
+    except checkpoint_read_errors() as e:
+        raise ToolError(
+            f'{path}: cannot read the {what}: {type(e).__name__}: '
+            f'{error_line(e)}; pass a PyTorch checkpoint file (torch.save, '
+            '.pth) and download it again if it is truncated') from e
+
+
 def user_errors() -> tuple:
     """The exception types reported as one line (bad input, not bugs)."""
     import pickle

@@ -17,6 +17,7 @@ from mmwsss.models.backbones.resnet_weights import (
     ResNetStateDictError, check_resnet_state_dict,
     convert_deeplab_resnet_state_dict, extract_deeplab_aspp,
     infer_resnet_depth, infer_resnet_stage_blocks)
+from mmwsss.utils.cli import ToolError
 from tests.conftest import REPO, run_env
 
 TOOL = 'tools/model_converters/deeplab_resnet_to_mmwsss.py'
@@ -543,17 +544,17 @@ def test_converter_tool(tmp_path, python_exe):
     truncated = tmp_path / 'truncated.pth'
     torch.save({k: v for k, v in ref.state_dict().items()
                 if not k.startswith('layer4.block3.')}, truncated)
-    with pytest.raises(SystemExit,
+    with pytest.raises(ToolError,
                        match=r'truncated\.pth: .*missing keys in layer3\.2 '):
         script.main([str(truncated), str(tmp_path / 'never.pth')])
     torch.save({k: v for k, v in ref.state_dict().items()
                 if not k.startswith('layer4.block6.')}, truncated)
-    with pytest.raises(SystemExit, match=r'\(3, 4, 5, 3\) are not those'):
+    with pytest.raises(ToolError, match=r'\(3, 4, 5, 3\) are not those'):
         script.main([str(truncated), str(tmp_path / 'never.pth')])
-    with pytest.raises(SystemExit, match='unexpected keys: encoder.weight'):
+    with pytest.raises(ToolError, match='unexpected keys: encoder.weight'):
         torch.save({'encoder.weight': torch.zeros(1)}, truncated)
         script.main([str(truncated), str(tmp_path / 'never.pth')])
-    with pytest.raises(SystemExit, match='cannot read'):
+    with pytest.raises(ToolError, match='cannot read'):
         script.main([str(tmp_path / 'nope.pth'), str(tmp_path / 'never.pth')])
     assert not (tmp_path / 'never.pth').exists()
 

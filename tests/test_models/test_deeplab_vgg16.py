@@ -13,6 +13,7 @@ from mmwsss.models.backbones import (DeepLabVGG16, VGGStateDictError,
                                      convert_vgg16_state_dict)
 from mmwsss.models.backbones.vgg_weights import (VGG16_CONV_INDICES,
                                                  VGG16_CONV_NAMES)
+from mmwsss.utils.cli import ToolError
 from tests.conftest import REPO, run_env
 
 # Per-stage output (H, W) derived by hand for the two test inputs.
@@ -312,7 +313,7 @@ def test_converter_script(tmp_path, tv_state):
     spec.loader.exec_module(script)
     bad = tmp_path / 'bad.pth'
     torch.save({'conv1_1.weight': torch.zeros(1)}, bad)
-    with pytest.raises(SystemExit, match='missing keys'):
+    with pytest.raises(ToolError, match='missing keys'):
         script.main([str(bad), str(tmp_path / 'never.pth')])
     assert not (tmp_path / 'never.pth').exists()
     script.main([str(src), str(tmp_path / 'p.pth'), '--prefix', 'backbone.'])

@@ -21,18 +21,15 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 from functools import partial
 from multiprocessing import Pool
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-
-from mmwsss.utils.cli import ToolError, run_tool  # noqa: E402
-from mmwsss.utils.io import (save_class_labels, save_png_atomic,  # noqa: E402
-                             voc_palette, write_split_ids)
+from mmwsss.utils.cli import ToolError, run_tool
+from mmwsss.utils.io import (save_class_labels, save_png_atomic, voc_palette,
+                             write_split_ids)
 
 
 def rle_counts_from_string(s):

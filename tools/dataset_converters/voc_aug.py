@@ -20,19 +20,16 @@ Existing PNGs are kept unless --overwrite; every file is written atomically.
 import argparse
 import os
 import os.path as osp
-import sys
+import zlib
 from functools import partial
 from multiprocessing import Pool
 
 import numpy as np
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-
-from mmwsss.utils.cli import ToolError, run_tool  # noqa: E402
-from mmwsss.utils.io import (labels_from_mask, read_label_png,  # noqa: E402
-                             read_split_ids, save_class_labels,
-                             save_png_atomic, voc_palette, voc_xml_names,
-                             write_split_ids)
+from mmwsss.utils.cli import ToolError, error_line, run_tool
+from mmwsss.utils.io import (labels_from_mask, read_label_png, read_split_ids,
+                             save_class_labels, save_png_atomic, voc_palette,
+                             voc_xml_names, write_split_ids)
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
                'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',
@@ -42,12 +39,16 @@ VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
 
 def load_sbd_mask(path):
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
     try:
         mat = loadmat(path)
         mask = mat['GTcls'][0]['Segmentation'][0]
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f'{path}: not an SBD class annotation (.mat with '
-                         f'GTcls.Segmentation): {e}') from e
+    except (MatReadError, OSError, ValueError, KeyError, IndexError, TypeError,
+            zlib.error) as e:  # truncated / foreign file, no GTcls.Segmentation
+        raise ToolError(f'{path}: not an SBD class annotation (.mat with '
+                        f'GTcls.Segmentation): {type(e).__name__}: '
+                        f'{error_line(e)}. Extract benchmark.tgz again '
+                        '(docs/datasets.md)') from e
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f'{path}: GTcls.Segmentation is not a 2-D mask')

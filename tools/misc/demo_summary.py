@@ -10,16 +10,15 @@ OAA-map folders and the segmentation checkpoints.
 import argparse
 import json
 import os.path as osp
-import sys
+
+import mmwsss  # noqa: F401  (compat shims first)
+import numpy as np
+
+from mmwsss.evaluation.functional import format_percent
+from mmwsss.utils.cli import run_tool
+from mmwsss.utils.io import atomic_write
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-sys.path.insert(0, REPO)
-
-import mmwsss  # noqa: E402,F401
-
-import numpy as np  # noqa: E402
-
-from mmwsss.utils.io import atomic_write  # noqa: E402
 
 
 def _load(path: str) -> dict:
@@ -71,7 +70,7 @@ def table(s: dict) -> str:
     w = max(len(r[0]) for r in rows)
     lines = [f"{'stage'.ljust(w)}  mIoU (%)", '-' * (w + 10)]
     lines += [
-        f'{name.ljust(w)}  ' + ('     n/a' if value is None else f'{value:8.2f}')
+        f'{name.ljust(w)}  ' + format_percent(value, fraction=False).rjust(8)
         for name, value in rows
     ]
     return '\n'.join(lines)
@@ -137,4 +136,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

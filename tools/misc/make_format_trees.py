@@ -24,12 +24,12 @@ import subprocess
 import sys
 import time
 
-REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-sys.path.insert(0, REPO)
-
-from mmwsss.datasets.format_trees import (make_coco_format_tree,  # noqa: E402
+from mmwsss.datasets.format_trees import (make_coco_format_tree,
                                           make_standin_weights,
                                           make_voc_format_tree)
+from mmwsss.utils.cli import ToolError, run_tool
+
+REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 
 def run_converter(args):
@@ -37,8 +37,8 @@ def run_converter(args):
     print('$ ' + ' '.join(args), flush=True)
     p = subprocess.run(cmd, cwd=REPO)
     if p.returncode != 0:
-        sys.exit(f'converter failed (exit status {p.returncode}): '
-                 f"{' '.join(args)}")
+        raise ToolError(f'converter failed (exit status {p.returncode}): '
+                        f"{' '.join(args)}; its error is printed above")
 
 
 def main():
@@ -110,4 +110,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

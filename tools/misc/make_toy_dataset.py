@@ -7,12 +7,9 @@ Re-running with the same parameters is a no-op. See mmwsss/datasets/toy_generato
 and docs/datasets.md for what the data looks like and why.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-
-from mmwsss.datasets.toy_generator import make_toy_dataset  # noqa: E402
+from mmwsss.datasets.toy_generator import make_toy_dataset
+from mmwsss.utils.cli import run_tool
 
 
 def main():
@@ -40,4 +37,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -3,41 +3,42 @@ value 1 for each of its image-level classes (the union of its labels). The refer
 any CAM method must beat (eval with tools/eval_seeds.py).
 
     python tools/misc/make_trivial_cams.py CONFIG --out DIR [--split train] [--data-root D]
+        [--cfg-options k=v ...]
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+import mmwsss  # noqa: F401  (compat shims first)
+import numpy as np
+from PIL import Image
 
-import mmwsss  # noqa: E402,F401
-import numpy as np  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from mmwsss.registry import DATASETS  # noqa: E402
-from mmwsss.utils import register_all_modules  # noqa: E402
-from mmwsss.utils.cam_io import cam_path, save_cam  # noqa: E402
+from mmwsss.utils.cam_io import cam_path, save_cam
+from mmwsss.utils.cli import run_tool
+from mmwsss.utils.io import decoding
+from mmwsss.utils.launch import build_split_dataset, key_value_action
 
 
-def main():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config')
     p.add_argument('--out', required=True)
     p.add_argument('--split', default='train', choices=['train', 'val', 'test'])
     p.add_argument('--data-root', help='override the dataset data_root')
-    a = p.parse_args()
-    register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(a.config)
-    ds_cfg = cfg[f'{a.split}_dataloader'].dataset
-    ds_cfg.pipeline = []
+    p.add_argument('--cfg-options', nargs='+', action=key_value_action(),
+                   help='override settings of the config, key=value pairs')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    options = dict(a.cfg_options or {})
     if a.data_root:
-        ds_cfg.data_root = a.data_root
-    dataset = DATASETS.build(ds_cfg)
+        options[f'{a.split}_dataloader.dataset.data_root'] = a.data_root
+    dataset = build_split_dataset(a.config, a.split, options)
     k = len(dataset.metainfo['classes']) - 1
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
-        with Image.open(info['img_path']) as img:
+        with decoding(info['img_path'], 'image'), Image.open(
+                info['img_path']) as img:
             w, h = img.size
         labels = np.nonzero(info['gt_label'])[0]
         save_cam(
@@ -47,4 +48,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -23,20 +23,17 @@ DST receives ``{'state_dict': {...}, 'meta': {...}}``, written atomically:
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+import mmwsss  # noqa: F401  (compat shims first)
+import torch
 
-import mmwsss  # noqa: E402,F401  (compat shims first)
-import torch  # noqa: E402
-from mmengine.runner import CheckpointLoader  # noqa: E402
-
-from mmwsss.models.backbones.deeplab_resnet import DeepLabResNet  # noqa: E402
-from mmwsss.models.backbones.resnet_weights import (  # noqa: E402
+from mmwsss.models.backbones.deeplab_resnet import DeepLabResNet
+from mmwsss.models.backbones.resnet_weights import (
     check_resnet_state_dict, convert_deeplab_resnet_state_dict,
     extract_deeplab_aspp, infer_resnet_depth, infer_resnet_stage_blocks)
-from mmwsss.utils.cli import run_tool  # noqa: E402
-from mmwsss.utils.io import atomic_write  # noqa: E402
+from mmwsss.utils.cli import (ToolError, error_line, load_checkpoint_file,
+                              run_tool)
+from mmwsss.utils.io import atomic_write
 
 CONVERTER = 'tools/model_converters/deeplab_resnet_to_mmwsss.py'
 # What the DeepLabV2 configs expect (caffe style, BGR, mean subtraction only) and what
@@ -105,15 +102,12 @@ def convert(ckpt, backbone_only=False):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
-    except Exception as e:  # noqa: BLE001  (one clear line, whatever the cause)
-        sys.exit(f'{args.src}: cannot read the checkpoint: '
-                 f'{type(e).__name__}: {e}')
+    ckpt = load_checkpoint_file(args.src)
     try:
         state, meta = convert(ckpt, args.backbone_only)
     except (KeyError, ValueError, TypeError) as e:
-        sys.exit(f'{args.src}: {e}')
+        # the messages name the keys / blocks that do not fit; add the file
+        raise ToolError(f'{args.src}: {error_line(e)}') from e
     meta['source'] = osp.basename(args.src)
     state = {k: v.contiguous() for k, v in state.items()}
     with atomic_write(args.dst) as f:

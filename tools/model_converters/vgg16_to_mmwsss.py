@@ -13,17 +13,14 @@ or as ``load_from`` of a whole model with ``--prefix backbone.``.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+import mmwsss  # noqa: F401  (compat shims first)
+import torch
 
-import mmwsss  # noqa: E402,F401  (compat shims first)
-import torch  # noqa: E402
-from mmengine.runner import CheckpointLoader  # noqa: E402
-
-from mmwsss.models.backbones import convert_vgg16_state_dict  # noqa: E402
-from mmwsss.utils.cli import run_tool  # noqa: E402
-from mmwsss.utils.io import atomic_write  # noqa: E402
+from mmwsss.models.backbones import convert_vgg16_state_dict
+from mmwsss.utils.cli import (ToolError, error_line, load_checkpoint_file,
+                              run_tool)
+from mmwsss.utils.io import atomic_write
 
 
 def parse_args(argv=None):
@@ -39,11 +36,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
+    ckpt = load_checkpoint_file(args.src)
     try:
         state = convert_vgg16_state_dict(ckpt)
-    except (KeyError, TypeError) as e:
-        sys.exit(f'{args.src}: {e}')
+    except (KeyError, ValueError, TypeError) as e:
+        # the messages name the keys that do not fit; add the file
+        raise ToolError(f'{args.src}: {error_line(e)}') from e
     state = {args.prefix + k: v.contiguous() for k, v in state.items()}
     out = {'state_dict': state,
            'meta': {'source': osp.basename(args.src),

@@ -8,6 +8,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmwsss.registry import METRICS
+from ..functional import round_percent
 from .seed_sweep import (check_thresholds, confusions_from_histogram,
                          degenerate_seed_warnings, gt_classes_without_seed,
                          seed_scores, sweep_histogram)
@@ -171,8 +172,8 @@ class SeedIoUMetric(BaseMetric):
                 f'{type(self).__name__} ({self.cam_key})', self.max_listed):
             print_log(msg, logger='current', level=logging.WARNING)
         metrics = OrderedDict()
-        metrics['mIoU'] = float(np.round(scores['best_miou'] * 100, 2))
+        metrics['mIoU'] = round_percent(scores['best_miou'])
         metrics['best_threshold'] = float(scores['best_threshold'])
         for t, v in zip(self.thresholds, scores['miou']):
-            metrics[f'mIoU@{threshold_key(t)}'] = float(np.round(v * 100, 2))
+            metrics[f'mIoU@{threshold_key(t)}'] = round_percent(v)
         return metrics

@@ -31,6 +31,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..functional import confusion_matrix, nanmean, per_class_scores
+
 __all__ = [
     'DEFAULT_THRESHOLDS', 'check_thresholds', 'sweep_histogram',
     'confusions_from_histogram', 'seed_scores', 'per_threshold_loop',
@@ -222,7 +224,9 @@ def seed_scores(confusions: np.ndarray,
 
     IoU, precision and recall are NaN where undefined (0 / 0: a class absent from
     both GT and prediction for IoU, never predicted for precision, absent from the GT
-    for recall); mIoU is their ``nanmean``, as in MMSeg's ``IoUMetric``.
+    for recall); mIoU is their ``nanmean``, as in MMSeg's ``IoUMetric``
+    (:func:`mmwsss.evaluation.functional.per_class_scores`,
+    :func:`~mmwsss.evaluation.functional.nanmean`).
 
     Args:
         confusions: (T, C, C) confusion matrices (rows GT, columns prediction).
@@ -250,18 +254,9 @@ def seed_scores(confusions: np.ndarray,
     if len(class_names) != c:
         raise ValueError(f'{len(class_names)} class names for {c} classes '
                          '(background included)')
-    tp = np.diagonal(conf, axis1=1, axis2=2)
-    n_gt = conf.sum(2)
-    n_pred = conf.sum(1)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        iou = tp / (n_gt + n_pred - tp)
-        precision = tp / n_pred
-        recall = tp / n_gt
-    defined = ~np.isnan(iou)
-    counts = defined.sum(1)
-    miou = np.where(counts > 0,
-                    np.where(defined, iou, 0).sum(1) / np.maximum(counts, 1),
-                    np.nan)
+    per_class = per_class_scores(conf)
+    iou = per_class['iou']
+    miou = nanmean(iou, axis=1)
     best = int(np.nanargmax(miou)) if np.isfinite(miou).any() else 0
     return dict(
         thresholds=thr,
@@ -271,8 +266,8 @@ def seed_scores(confusions: np.ndarray,
         best_threshold=float(thr[best]),
         best_miou=float(miou[best]),
         iou=iou[best],
-        precision=precision[best],
-        recall=recall[best],
+        precision=per_class['precision'][best],
+        recall=per_class['recall'][best],
         confusion=np.asarray(confusions)[best],
         class_names=class_names)
 
@@ -300,7 +295,7 @@ def per_threshold_loop(cams: np.ndarray,
         seed = scores.argmax(0).reshape(-1)
         if valid is not None:
             seed = seed[valid]
-        out[j] = np.bincount(gt_v * c + seed, minlength=c * c).reshape(c, c)
+        out[j] = confusion_matrix(seed, gt_v, c, ignore_index=None)
     return out
 
 
