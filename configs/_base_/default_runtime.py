@@ -11,16 +11,15 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-# always-on checks (a config that sets its own custom_hooks lists them again):
+# mmwsss's Runner (mmwsss/engine/runner/wsss_runner.py): MMEngine's Runner plus two
+# always-on checks, added unless custom_hooks lists a hook of that type (a config's
+# custom_hooks lists only its own hooks):
 # - WSSSNumClassCheckHook: model.*.num_classes against the dataset's classes before
-#   each loop;
-# - CheckInvalidLossHook: stops training at the first NaN / inf loss term, before
-#   that iteration's checkpoint is saved (off: interval=0). It is a custom hook, not
-#   a `default_hooks` key, because the schedules under _base_/schedules/ define
-#   `default_hooks` and MMEngine refuses a key defined by two bases of one list
-#   ("Duplicate key is not allowed among bases").
-custom_hooks = [
-    dict(type='WSSSNumClassCheckHook'),
-    dict(type='CheckInvalidLossHook', interval=1),
-]
+#   each loop (off: custom_hooks = [dict(type='WSSSNumClassCheckHook', enabled=False)]);
+# - CheckInvalidLossHook(interval=1): stops training at the first NaN / inf loss term,
+#   before that iteration's checkpoint is saved
+#   (off: custom_hooks = [dict(type='CheckInvalidLossHook', interval=0)]).
+# runner_type = 'Runner' gives MMEngine's Runner without them.
+runner_type = 'WSSSRunner'
+custom_hooks = []  # so that `_base_.custom_hooks + [...]` works in any config
 tta_model = dict(type='SegTTAModel')

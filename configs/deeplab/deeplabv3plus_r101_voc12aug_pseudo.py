@@ -9,9 +9,10 @@
 # from data/pretrained/ instead (docs/getting_started.md, weights table).
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-20k_voc12aug-512x512.py'
 default_scope = 'mmwsss'
-# stop at the first NaN / inf loss term, before that iteration's checkpoint
-# (mmwsss's default_runtime.py has it in custom_hooks; MMSeg's runtime does not)
-default_hooks = dict(check_invalid_loss=dict(type='CheckInvalidLossHook'))
+# mmwsss's Runner (as configs/_base_/default_runtime.py; MMSeg's runtime has none): the
+# num_classes check and the stop at the first NaN / inf loss term, before that
+# iteration's checkpoint
+runner_type = 'WSSSRunner'
 model = dict(
     pretrained=None,
     backbone=dict(

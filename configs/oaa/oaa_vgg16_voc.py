@@ -15,8 +15,6 @@ _base_ = ['../cam/cam_vgg16_voc.py']
 # too. The default keeps the official order.
 train_dataloader = dict(sampler=dict(type='DefaultSampler', shuffle=False))
 custom_hooks = [
-    dict(type='WSSSNumClassCheckHook'),
-    dict(type='CheckInvalidLossHook', interval=1),
     dict(
         type='OAAHook',
         fusion='max',  # Eq. 5; 'avg' = Eq. 10 (1.6 mIoU lower, Tab. 4)

@@ -7,8 +7,6 @@
 #     python tools/eval_seeds.py $d configs/toy/oaa_ablation_r18_toy.py; done
 _base_ = './oaa_r18_toy.py'
 custom_hooks = [
-    dict(type='WSSSNumClassCheckHook'),
-    dict(type='CheckInvalidLossHook', interval=1),
     dict(type='OAAHook', start_epoch=1, export_dir='oaa_start1'),
     dict(type='OAAHook', start_epoch=10, export_dir='oaa_start10'),
     dict(type='OAAHook', start_epoch=20, export_dir='oaa_start20'),

@@ -5,8 +5,6 @@
 #   python tools/eval_seeds.py work_dirs/oaa_r18_toy/oaa_maps configs/toy/oaa_r18_toy.py
 _base_ = './cam_r18_toy.py'
 custom_hooks = [
-    dict(type='WSSSNumClassCheckHook'),
-    dict(type='CheckInvalidLossHook', interval=1),
     dict(
         type='OAAHook',
         fusion='max',

@@ -1,4 +1,5 @@
-"""CheckInvalidLossHook: unit checks, its priority, every config has it, and a toy
+"""CheckInvalidLossHook: unit checks, its priority, every config's runner has it
+(WSSSRunner adds it; tests/test_engine/test_wsss_runner.py), and a toy
 training whose loss becomes non-finite stops before that iteration's checkpoint."""
 import glob
 import math
@@ -164,10 +165,18 @@ CONFIGS = sorted(
 
 
 def _hooks_of(cfg):
-    hooks = list((cfg.get('default_hooks') or {}).values())
-    hooks += list(cfg.get('custom_hooks') or [])
+    """The CheckInvalidLossHook entries the config's runner registers: with
+    ``runner_type='WSSSRunner'`` (configs/_base_/default_runtime.py) the runner adds
+    it unless the config lists one."""
+    from mmwsss.engine.hooks import CheckInvalidLossHook
+    from mmwsss.engine.runner import with_default_custom_hooks
+    default_hooks = cfg.get('default_hooks') or {}
+    custom = list(cfg.get('custom_hooks') or [])
+    if cfg.get('runner_type') == 'WSSSRunner':
+        custom = with_default_custom_hooks(custom, default_hooks)
+    hooks = list(default_hooks.values()) + custom
     return [h for h in hooks if isinstance(h, dict)
-            and h.get('type') in (HOOK, f'mmwsss.{HOOK}')]
+            and h.get('type') in (HOOK, f'mmwsss.{HOOK}', CheckInvalidLossHook)]
 
 
 @pytest.mark.parametrize('config', CONFIGS)

@@ -101,8 +101,12 @@ with DefaultScope.overwrite_default_scope(cfg.default_scope):
     model = MODELS.build(cfg.model)  # the root registry, user scope 'mmseg'
 from mmwsss.pseudo import build_pseudo_label_rule
 rule = build_pseudo_label_rule(cfg.pseudo_label_rule)
+from mmwsss.engine.runner import with_default_custom_hooks
+runner_hooks = with_default_custom_hooks(cfg.custom_hooks, cfg.get('default_hooks'))
 print('PROBE' + json.dumps(dict(
     hooks=[h['type'] for h in cfg.custom_hooks],
+    runner_type=cfg.get('runner_type'),
+    runner_hooks=[getattr(h['type'], '__name__', h['type']) for h in runner_hooks],
     hook_scopes=[h.get('_scope_') for h in cfg.custom_hooks],
     head=cfg.model.head.type, num_classes=cfg.model.head.num_classes,
     model_scope=cfg.model.get('_scope_'), default_scope=cfg.default_scope,
@@ -134,8 +138,10 @@ def test_user_config_inherits_mmwsss_config(installed_pkg, dirs):
     probe = _write(user, 'probe.py', PROBE)
     out = _probe(_ok(_run([PY, probe, cfg_path], cwd=cwd)))
     assert out['cwd'] == cwd
-    # inherited
-    assert out['hooks'] == [
+    # inherited; the runner adds its two checks to the config's own hooks
+    assert out['hooks'] == ['OAAHook']
+    assert out['runner_type'] == 'WSSSRunner'
+    assert out['runner_hooks'] == [
         'WSSSNumClassCheckHook', 'CheckInvalidLossHook', 'OAAHook']
     assert out['head'] == 'CAMHead'
     assert out['sampler'] == 'DefaultSampler'
@@ -144,11 +150,10 @@ def test_user_config_inherits_mmwsss_config(installed_pkg, dirs):
     assert out['default_scope'] == 'mmseg'
     # {{_base_.train_pipeline}} and _base_.custom_hooks
     assert out['my_pipeline'][0] == 'LoadImageFromFile'
-    assert out['my_hooks'] == [
-        'WSSSNumClassCheckHook', 'CheckInvalidLossHook', 'OAAHook']
+    assert out['my_hooks'] == ['OAAHook']
     # the dicts of an mmwsss:: config carry mmwsss's scope ...
     assert out['model_scope'] == 'mmwsss'
-    assert out['hook_scopes'] == ['mmwsss'] * 3
+    assert out['hook_scopes'] == ['mmwsss']
     # ... so they build with mmwsss's registries, whatever the default scope
     assert out['model'].startswith('mmwsss.models.')
     assert out['rule'].startswith('mmwsss.pseudo.')
@@ -404,5 +409,6 @@ def test_wheel_install_resolves_copied_configs(clone, wheel, dirs, tmp_path):
     assert not osp.islink(mim)
     # for a wheel, MMEngine's own get_installed_path agrees (no shim needed)
     assert out['mmengine_path'] == osp.join(target, 'mmwsss')
-    assert out['hooks'] == [
+    assert out['hooks'] == ['OAAHook']
+    assert out['runner_hooks'] == [
         'WSSSNumClassCheckHook', 'CheckInvalidLossHook', 'OAAHook']

@@ -87,11 +87,15 @@ class CheckInvalidLossHook(Hook):
     whose update makes the weights non-finite is caught at the next iteration, so
     the checkpoint of that one step can hold broken weights.)
 
+    :class:`~mmwsss.engine.runner.WSSSRunner` (``runner_type='WSSSRunner'``, the default
+    of ``configs/_base_/default_runtime.py``) adds it with ``interval=1`` to every
+    run; a ``CheckInvalidLossHook`` listed in ``custom_hooks`` (or ``default_hooks``)
+    replaces that one, with its settings.
+
     Args:
         interval (int): check every ``interval`` training iterations. Defaults to
-            1. ``0`` turns the check off (``default_hooks`` entries cannot be set
-            to None unless MMEngine knows them, custom hooks cannot be addressed
-            by name: use ``interval=0``).
+            1. ``0`` turns the check off:
+            ``custom_hooks = [dict(type='CheckInvalidLossHook', interval=0)]``.
     """
     priority = 'HIGH'
 

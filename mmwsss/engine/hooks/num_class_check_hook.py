@@ -1,8 +1,8 @@
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from mmwsss.registry import HOOKS
+from mmwsss.utils.model_wrappers import unwrap_model
 
 
 @HOOKS.register_module()
@@ -19,17 +19,32 @@ class WSSSNumClassCheckHook(Hook):
       ``num_classes`` must equal ``len(classes) - 1``.
 
     The error names the config key to change.
+
+    :class:`~mmwsss.engine.runner.WSSSRunner` (``runner_type='WSSSRunner'``, the default
+    of ``configs/_base_/default_runtime.py``) adds it to every run; listing it in
+    ``custom_hooks`` replaces that one.
+
+    Args:
+        enabled (bool): ``False`` switches the check off
+            (``custom_hooks = [dict(type='WSSSNumClassCheckHook', enabled=False)]``).
+            Defaults to True.
     """
     priority = 'VERY_HIGH'
 
+    def __init__(self, enabled: bool = True) -> None:
+        if not isinstance(enabled, bool):
+            raise ValueError('WSSSNumClassCheckHook: enabled must be True or False, '
+                             f'got {enabled!r}')
+        self.enabled = enabled
+
     def _check(self, runner, dataloader, where: str) -> None:
-        if dataloader is None:
+        if not self.enabled or dataloader is None:
             return
         dataset = getattr(dataloader, 'dataset', None)
         classes = getattr(dataset, 'metainfo', {}).get('classes')
         if classes is None:
             return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         n = len(classes)
         for name, module in model.named_modules():
             if not hasattr(module, 'num_classes'):
