@@ -10,6 +10,9 @@ class WSSSDataSample(SegDataSample):
 
     - ``gt_label`` (Tensor, float32, shape (K,)): multi-hot image-level label over the
       K foreground classes; index ``c`` is segmentation label ``c + 1``.
+    - ``gt_score`` (Tensor, float32, shape (K,)): the same multi-hot vector under the
+      name MMPretrain's multi-label metrics read (MMPretrain's ``gt_label`` holds
+      class indices), packed by ``PackWSSSInputs``.
     - ``gt_saliency`` (PixelData, float32 in [0, 1], shape (1, H, W)): saliency map
       aligned with the input, when the pipeline loads one.
     - ``gt_attention`` (PixelData, float32 in [0, 1], shape (K, H, W)): soft attention
@@ -48,6 +51,18 @@ class WSSSDataSample(SegDataSample):
     @gt_label.deleter
     def gt_label(self) -> None:
         del self._gt_label
+
+    @property
+    def gt_score(self) -> torch.Tensor:
+        return self._gt_score
+
+    @gt_score.setter
+    def gt_score(self, value: torch.Tensor) -> None:
+        self.set_field(value, '_gt_score', dtype=torch.Tensor)
+
+    @gt_score.deleter
+    def gt_score(self) -> None:
+        del self._gt_score
 
     @property
     def gt_saliency(self) -> PixelData:
