@@ -138,8 +138,8 @@ def test_oaa_drop_and_iam_on_exported_maps(uninterrupted, toy_root, tmp_path,
     (hybrid loss decreases) and its maps export to the CAM format."""
     drop_cfg = _write_cfg(
         tmp_path, 'drop.py', toy_root, """
-model = dict(attention_drop=dict(type='AttentionDrop', drop_prob=1.0,
-                                 threshold=0.3))
+model = dict(data_preprocessor=dict(batch_augments=[
+    dict(type='AttentionDrop', drop_prob=1.0, threshold=0.3)]))
 train_dataloader.update(batch_size=4)
 train_cfg = dict(max_epochs=3, val_interval=100)
 val_cfg = None
