@@ -7,8 +7,8 @@
 #   tools/export_cams.py configs/oaa/oaa_iam_vgg16_voc.py \
 #       work_dirs/oaa_iam_vgg16_voc/epoch_15.pth --out work_dirs/oaa_iam_vgg16_voc/cams
 _base_ = ['../cam/cam_vgg16_voc.py']
-# the soft targets: the OAA maps of configs/oaa/oaa_vgg16_voc.py, relative to the working
-# directory (data_prefix.attention_path; docs/datasets.md). Elsewhere:
+# the soft targets: the OAA maps of configs/oaa/oaa_vgg16_voc.py, relative to the
+# working directory (data_prefix.attention_path; docs/datasets.md). Elsewhere:
 #   --cfg-options attention_targets=DIR
 attention_targets = 'work_dirs/oaa_vgg16_voc/oaa_maps'
 model = dict(

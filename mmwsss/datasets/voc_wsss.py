@@ -27,7 +27,11 @@ class VOCWSSSDataset(BaseSegDataset):
     The image-level labels come from one of three sources (``label_source``):
 
     * ``'cls_file'`` -- the WSSS class-label file (``cls_labels.npy`` of psa / irn /
-      EDAM: ``{image id: 20-dim multi-hot}``; irn's integer ids are accepted too);
+      EDAM: ``{image id: 20-dim multi-hot}``; irn's integer ids are accepted too), or
+      a ``.txt`` list of ``<image id> <0-based class index> ...`` lines: OAA's
+      training list ``train_cls.txt`` (Jiang et al., TPAMI 2022; the labels the
+      official OAA code trains with, which for some VOC12-aug images list fewer
+      classes than the XML annotations, docs/datasets.md);
     * ``'mask'`` -- the classes present in the segmentation mask (``seg_map_path``);
     * ``'xml'`` -- all objects of the VOC XML annotation, *difficult ones included*
       (the convention of the WSSS lists; mmpretrain's VOC drops difficult objects).
@@ -59,7 +63,8 @@ class VOCWSSSDataset(BaseSegDataset):
         ann_file (str): split list, relative to ``data_root`` (one id per line; psa's
             ``/JPEGImages/<id>.jpg ...`` and OAA's ``<id> <cls> ...`` lines work too).
         label_source (str): ``'cls_file'``, ``'mask'`` or ``'xml'``.
-        cls_label_file (str): class-label file, relative to ``data_root``.
+        cls_label_file (str): class-label file (``.npy`` dict or ``.txt`` list),
+            relative to ``data_root``.
         data_prefix (dict): folders relative to ``data_root``: ``img_path``
             (required) and optional ``seg_map_path``, ``saliency_path``,
             ``pseudo_label_path``, ``xml_path``; and the run outputs ``cam_path``,
@@ -182,7 +187,7 @@ class VOCWSSSDataset(BaseSegDataset):
     def _image_labels(self, ids: List[str], items: List[dict]) -> List[np.ndarray]:
         k = self.num_fg_classes
         if self.label_source == 'cls_file':
-            table = load_class_labels(self.cls_label_file)
+            table = load_class_labels(self.cls_label_file, num_classes=k)
             if table.num_classes != k:
                 raise ValueError(
                     f'class-label file {self.cls_label_file!r} has '

@@ -108,7 +108,7 @@ def refine_labels_with_crf(crf, image: np.ndarray, label: np.ndarray,
 
     Args:
         crf (DenseCRF | None): None returns a copy of ``label``.
-        image: (H, W, 3) uint8.
+        image: (H, W, 3) uint8 RGB.
         label: (H, W) map with values in {0, 255} ∪ {c + 1: c listed}.
         record: the CAM record the label map was made from.
 
@@ -207,7 +207,7 @@ class BasePseudoLabelRule(metaclass=ABCMeta):
 
         Args:
             record: CAMs of the image (original size).
-            image: (H, W, 3) uint8 image; needed when
+            image: (H, W, 3) uint8 RGB image (the CRF needs RGB); needed when
                 :attr:`requires_image` is True.
             saliency: (H, W) saliency map (see the class docstring); needed
                 when :attr:`requires_saliency` is True.

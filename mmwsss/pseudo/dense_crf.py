@@ -109,12 +109,18 @@ class DenseCRF:
     defaults, as in PSA / irn / VWL / deeplab-pytorch). Presets of the reference
     codes are in :data:`CRF_PRESETS`.
 
-    Images must be ``(H, W, 3)`` uint8 arrays. The channel order (RGB or BGR)
-    does not change the result: the bilateral kernel uses the Euclidean colour
-    distance with one ``srgb`` for all channels. Float images are **rejected**
-    rather than converted, because a float image may be in [0, 1] or in [0, 255]
-    and guessing wrong silently ruins the appearance kernel; convert with
-    ``np.clip(np.rint(img), 0, 255).astype(np.uint8)``.
+    Images must be ``(H, W, 3)`` uint8 arrays in **RGB** order, the order irn, psa,
+    EDAM and VWL pass (they read images with PIL / imageio); mmwsss's callers pass
+    RGB too (the pseudo-label job reads images with PIL, ``CAMToPseudoLabel``
+    reverses mmcv's BGR, ``DenseCRFPostProcessor`` reads with
+    ``channel_order='rgb'``). The channel order **does** change the result: the
+    bilateral kernel's colour distance is the same for any channel order, but
+    pydensecrf approximates the filtering on a permutohedral lattice whose
+    result depends on the order of the feature dimensions; on VOC-like images
+    0.4-3 % of the pixels get another label with BGR input. Float images are
+    **rejected** rather than converted, because a float image may be in [0, 1]
+    or in [0, 255] and guessing wrong silently ruins the appearance kernel;
+    convert with ``np.clip(np.rint(img), 0, 255).astype(np.uint8)``.
 
     Args:
         iterations (int): mean-field iterations (PSA/EDAM pseudo labels: 3,
@@ -186,7 +192,7 @@ class DenseCRF:
         """Mean-field marginals for a given unary (negative log-probabilities).
 
         Args:
-            image: (H, W, 3) uint8.
+            image: (H, W, 3) uint8 RGB.
             unary: (C, H, W) or (C, H*W) energies.
 
         Returns:
@@ -225,7 +231,7 @@ class DenseCRF:
         """CRF marginals from per-class scores (PSA ``crf_inference``).
 
         Args:
-            image: (H, W, 3) uint8.
+            image: (H, W, 3) uint8 RGB.
             probs: (C, H, W) non-negative scores, not necessarily normalised
                 (PSA/EDAM pass ``[(1 - max cams)^a, cams]``). The unary is
                 ``unary_from_softmax(probs, clip=min_prob)``, i.e.
@@ -265,7 +271,7 @@ class DenseCRF:
         """CRF label inference from a label map (irn ``crf_inference_label``).
 
         Args:
-            image: (H, W, 3) uint8.
+            image: (H, W, 3) uint8 RGB.
             labels: (H, W) integer map with values in ``[0, n_labels)`` (and
                 ``ignore_index``, if given).
             n_labels (int): number of labels C.

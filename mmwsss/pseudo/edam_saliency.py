@@ -24,12 +24,19 @@ class EDAMSaliency(BasePseudoLabelRule):
        (a true argmax: ties go to the lower class, not the code's quirk).
     3. A pixel is non-salient iff ``Sal <= theta`` (the code's ``<=``; Sal in
        0..255).
-    4. Salient: ``c + 1`` if ``m >= alpha`` else 0 (background suppression).
-       Non-salient: ``c + 1`` if ``m > beta`` else 0 (foreground pop-up).
+    4. Salient: ``c + 1`` if ``m >= alpha`` and ``m > 0`` else 0 (background
+       suppression). Non-salient: ``c + 1`` if ``m > beta`` else 0 (foreground
+       pop-up).
+
+    A pixel whose scores are all 0 has no class: it is background, salient or not,
+    also with ``alpha = 0`` (in the official ``eval.py`` a class is written where its
+    score is positive, so such a pixel stays 0; a plain argmax would give it the
+    first listed class). This matters for ``apply_on='cam'``: CRF marginals are
+    positive everywhere.
 
     No pixel is ignored. An image without listed classes is all background. With
     ``alpha = 0`` and ``beta = 1`` the rule reduces to plain saliency masking
-    (Table 7, row 2).
+    (Table 7, row 2) of the pixels with a positive score.
 
     Args:
         theta (float): saliency threshold θ on the 0..255 scale. 20.
@@ -96,6 +103,7 @@ class EDAMSaliency(BasePseudoLabelRule):
         m = score.max(axis=0)
         c = score.argmax(axis=0)
         non_salient = saliency <= self.theta
-        keep = np.where(non_salient, m > self.beta, m >= self.alpha)
+        # m > 0: a pixel without any class score is background (EDAM eval.py)
+        keep = np.where(non_salient, m > self.beta, m >= self.alpha) & (m > 0)
         ids = (np.asarray(record.labels, np.int64) + 1)[c].astype(np.uint8)
         return np.where(keep, ids, 0).astype(np.uint8)

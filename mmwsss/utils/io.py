@@ -192,28 +192,85 @@ def _irn_int_id(img_id: str) -> Optional[int]:
     return None
 
 
+#: file suffix of the text class-label format (OAA's ``train_cls.txt``)
+CLASS_LIST_SUFFIX = '.txt'
+
+
+def _read_class_list(path: str, num_classes: Optional[int]) -> Dict[str, np.ndarray]:
+    """Parse a text class-label list: per line an image id followed by its 0-based
+    foreground class indices (OAA's ``data/voc12/train_cls.txt``: ``2007_000032 0
+    14``). The id may also be a path (``/JPEGImages/2007_000032.jpg``); blank lines
+    and ``#`` comments are skipped. Every index must be an integer in
+    ``0..num_classes-1``; an error names the file and the line."""
+    if num_classes is None:
+        raise ValueError(
+            f'class-label list {path!r}: a text list of class indices does not say '
+            'how many classes there are; pass num_classes (the datasets pass their '
+            'number of foreground classes)')
+    data, where = {}, {}
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.split('#', 1)[0].strip()
+            if not line:
+                continue
+            tokens = line.split()
+            img_id = osp.splitext(osp.basename(tokens[0]))[0]
+            vec = np.zeros(num_classes, np.float32)
+            for tok in tokens[1:]:
+                try:
+                    idx = int(tok)
+                except ValueError:
+                    idx = None
+                if idx is None or not 0 <= idx < num_classes:
+                    raise ValueError(
+                        f'class-label list {path!r}, line {lineno}: {tok!r} is not '
+                        f'a class index in 0..{num_classes - 1} (each line is an '
+                        'image id followed by its 0-based foreground class indices, '
+                        f'e.g. "2007_000032 0 14"; this dataset has {num_classes} '
+                        'foreground classes)')
+                vec[idx] = 1
+            if img_id in data and not np.array_equal(data[img_id], vec):
+                raise ValueError(
+                    f'class-label list {path!r}: image id {img_id!r} is listed on '
+                    f'lines {where[img_id]} and {lineno} with different classes')
+            data[img_id], where[img_id] = vec, lineno
+    if not data:
+        raise ValueError(f'class-label list {path!r} lists no image')
+    return data
+
+
 class ClassLabelFile:
     """Read access to a class-label file, tolerant of psa (str keys) and irn
-    (int keys, '2007_000032' -> 2007000032) conventions."""
+    (int keys, '2007_000032' -> 2007000032) conventions.
 
-    def __init__(self, path: str):
+    Two formats: the ``.npy`` dict ``{image id: multi-hot vector}`` of psa / irn /
+    EDAM (:func:`save_class_labels`), and a ``.txt`` list with one line per image,
+    the id followed by its 0-based foreground class indices (OAA's ``train_cls.txt``;
+    ``num_classes`` is then required, as the list does not give it)."""
+
+    def __init__(self, path: str, num_classes: Optional[int] = None):
         if not osp.isfile(path):
             raise FileNotFoundError(
                 f'class-label file {path!r} does not exist: generate it with '
                 'tools/dataset_converters/voc_aug.py (VOC), coco_wsss.py (COCO) or '
                 "use label_source='mask'/'xml' in the dataset config")
+        self.path = path
+        if path.lower().endswith(CLASS_LIST_SUFFIX):
+            self._data = _read_class_list(path, num_classes)
+            self.num_classes = int(num_classes)
+            return
         try:
             obj = np.load(path, allow_pickle=True)
             data = obj.item() if isinstance(obj, np.ndarray) else obj
         except Exception as e:  # noqa: BLE001
             raise ValueError(
                 f'class-label file {path!r} could not be read ({e}); expected a '
-                'dict {image id: multi-hot vector} saved with np.save') from e
+                'dict {image id: multi-hot vector} saved with np.save, or a .txt '
+                'list of "<image id> <class index> ..." lines') from e
         if not isinstance(data, dict) or not data:
             raise ValueError(
                 f'class-label file {path!r} must hold a non-empty dict '
                 '{image id: multi-hot vector}')
-        self.path = path
         self._data = {}
         for k, v in data.items():
             key = k.decode() if isinstance(k, bytes) else k
@@ -260,9 +317,12 @@ class ClassLabelFile:
         return v
 
 
-def load_class_labels(path: str) -> ClassLabelFile:
-    """Load a class-label file (see :func:`save_class_labels`)."""
-    return ClassLabelFile(path)
+def load_class_labels(path: str,
+                      num_classes: Optional[int] = None) -> ClassLabelFile:
+    """Load a class-label file: the ``.npy`` dict of :func:`save_class_labels`, or a
+    ``.txt`` list of ``<image id> <0-based class index> ...`` lines (OAA's
+    ``train_cls.txt``), which needs ``num_classes`` (foreground classes)."""
+    return ClassLabelFile(path, num_classes)
 
 
 def read_split_ids(path: str) -> list:

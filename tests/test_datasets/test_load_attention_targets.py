@@ -133,3 +133,31 @@ def test_size_and_class_mismatch_errors(tmp_path):
         LoadAttentionTargets(str(tmp_path), num_classes=20)(_results())
     with pytest.raises(ValueError, match='interpolation'):
         LoadAttentionTargets(str(tmp_path), interpolation='cubic')
+
+
+def test_interpolation_halo_is_zeroed(tmp_path):
+    """A bilinear upsampling of a map that drops to 0 spreads values below 1/255
+    around its support. The official targets are uint8 PNGs (there such values are
+    0), so by default they are zeroed and stay out of the positive set p > 0 of the
+    hybrid loss; every value >= 1/255 is kept as it is."""
+    maps = np.zeros((2, H, W), np.float32)
+    maps[0, 4:8, 5:9] = 0.02     # a faint region: its halo is mostly < 1/255
+    maps[1, 6, 10] = 1.0         # a peak: its halo has small values too
+    save_cam(cam_path(str(tmp_path), 'h'), maps, [0, 1], num_classes=2,
+             compress=False)
+    results = dict(img_id='h', ori_shape=(H, W), img_shape=(4 * H, 4 * W),
+                   scale_factor=(4.0, 4.0))
+    raw = LoadAttentionTargets(str(tmp_path), zero_below=None)(
+        dict(results))['gt_attention']
+    out = LoadAttentionTargets(str(tmp_path))(dict(results))['gt_attention']
+    halo = (raw > 0) & (raw < 1 / 255)
+    assert halo.sum() > 0.1 * (raw > 0).sum()  # a real halo
+    assert not out[halo].any()
+    np.testing.assert_array_equal(out[~halo], raw[~halo])
+    assert ((out == 0) | (out >= 1 / 255)).all()
+    # the positive set of the hybrid loss (pos_threshold=0) shrinks accordingly
+    assert (out > 0).sum() == (raw > 0).sum() - halo.sum()
+    for bad in (-0.1, 1.0, 'x', True):
+        with pytest.raises(ValueError, match='zero_below'):
+            LoadAttentionTargets(str(tmp_path), zero_below=bad)
+    assert LoadAttentionTargets(str(tmp_path), zero_below=0).zero_below is None

@@ -260,3 +260,36 @@ def test_label_less_images_are_reported(toy_copy, monkeypatch):
     msg = '\n'.join(said)
     assert "1 image(s) of" in msg and 'toy_train_00003' in msg
     assert 'no foreground class' in msg and 'K = 0' in msg
+
+
+def test_oaa_train_cls_list_as_label_source(toy_copy):
+    """``cls_label_file`` may be OAA's ``train_cls.txt`` (0-based class indices),
+    also as the split list; where the list has fewer classes than the other
+    sources, its labels are used."""
+    ref = build(toy_copy)
+    ids = [ref.get_data_info(i)['img_id'] for i in range(len(ref))]
+    vecs = [ref.get_data_info(i)['gt_label'] for i in range(len(ref))]
+    fewer = next(n for n, v in enumerate(vecs) if v.sum() >= 2)
+    lines = []
+    for n, (i, v) in enumerate(zip(ids, vecs)):
+        idx = np.flatnonzero(v).tolist()
+        if n == fewer:
+            idx = idx[:1]  # the official list drops a class here
+        lines.append(' '.join([i] + [str(c) for c in idx]))
+    with open(osp.join(toy_copy, 'train_cls.txt'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    ds = build(toy_copy, ann_file='train_cls.txt', cls_label_file='train_cls.txt')
+    assert [ds.get_data_info(i)['img_id'] for i in range(len(ds))] == ids
+    for n in range(len(ds)):
+        got = ds.get_data_info(n)['gt_label']
+        assert got.dtype == np.float32 and got.shape == (8, )
+        if n != fewer:
+            np.testing.assert_array_equal(got, vecs[n])
+    got = ds.get_data_info(fewer)['gt_label']
+    assert got.sum() == 1 and vecs[fewer].sum() >= 2
+    assert got[np.flatnonzero(vecs[fewer])[0]] == 1
+    # a 20-class list for the 8-class toy: the index names the line
+    with open(osp.join(toy_copy, 'bad_cls.txt'), 'w') as f:
+        f.write(f'{ids[0]} 0\n{ids[1]} 14\n')
+    with pytest.raises(ValueError, match=r'bad_cls.txt.*line 2.*0\.\.7'):
+        build(toy_copy, cls_label_file='bad_cls.txt')

@@ -178,3 +178,108 @@ def test_missing_pydensecrf_gives_install_hint(monkeypatch):
     img, probs = _inputs(6, 7, 2)
     with pytest.raises(ImportError, match=r'pip install pydensecrf2==1\.1'):
         DenseCRF()(img, probs)
+
+
+# ------------------------------------------------------------- channel order
+def _colour_image(h=48, w=64, seed=0):
+    """A colourful, smooth-ish image with a distinct block (RGB)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([(xx * 4) % 256, (yy * 5) % 256, ((xx + yy) * 3) % 256], -1)
+    img[10:30, 20:40] = [200, 30, 60]
+    img = img + rng.integers(-20, 20, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _colour_probs(h=48, w=64, c=3, seed=0):
+    probs = np.random.default_rng(seed + 1).random((c, h, w)).astype(np.float32)
+    probs[1, 10:30, 20:40] += 0.3
+    return probs
+
+
+@pytest.mark.parametrize('preset', ['psa', 'irn_label', 'vwl', 'deeplab_resnet'])
+def test_channel_order_changes_the_result(preset):
+    """pydensecrf's permutohedral filtering depends on the order of the colour
+    channels: BGR input gives other marginals and other labels than RGB."""
+    img, probs = _colour_image(), _colour_probs()
+    bgr = np.ascontiguousarray(img[..., ::-1])
+    crf = build_crf(preset)
+    q_rgb, q_bgr = crf(img, probs), crf(bgr, probs)
+    assert np.abs(q_rgb - q_bgr).max() > 0.1
+    assert (q_rgb.argmax(0) != q_bgr.argmax(0)).mean() > 0.005
+    labels = probs.argmax(0)
+    assert (crf.infer_labels(img, labels, 3)
+            != crf.infer_labels(bgr, labels, 3)).any()
+    # and the wrapper is pydensecrf on the image it was given
+    p = CRF_PRESETS[preset]
+    g, b = p['gaussian'], p['bilateral']
+    direct = _direct_softmax(img, probs, p['iterations'], (g['sxy'], g['compat']),
+                             (b['sxy'], b['srgb'], b['compat']))
+    np.testing.assert_allclose(q_rgb, direct, atol=1e-6)
+
+
+@pytest.fixture
+def png_case(tmp_path):
+    """An RGB PNG (lossless: PIL and OpenCV decode the same pixels) and its CAMs."""
+    from PIL import Image
+
+    from mmwsss.utils.cam_io import cam_path, load_cam, save_cam
+    img = _colour_image()
+    img_path = str(tmp_path / 'x.png')
+    Image.fromarray(img).save(img_path)
+    cams = _colour_probs(c=2)
+    cams /= cams.max(axis=(1, 2), keepdims=True)
+    path = cam_path(str(tmp_path / 'cams'), 'x')
+    save_cam(path, cams, [3, 7], num_classes=20)
+    return img, img_path, str(tmp_path / 'cams'), load_cam(path)
+
+
+def _rule_cfg():
+    return dict(type='ThresholdBackground', threshold=0.3, crf='psa')
+
+
+def _expected(rec, img):
+    from mmwsss.pseudo import build_pseudo_label_rule
+    rule = build_pseudo_label_rule(_rule_cfg())
+    rgb = rule(rec, image=img)
+    bgr = rule(rec, image=np.ascontiguousarray(img[..., ::-1]))
+    assert (rgb != bgr).any()  # the case tells the two orders apart
+    return rgb
+
+
+def test_pseudo_label_job_passes_rgb(png_case, tmp_path):
+    """tools/make_pseudo_labels.py's code path: the label equals the rule's CRF on
+    the RGB image (= pydensecrf on RGB, test above), not on BGR."""
+    from mmwsss.pseudo.job import PseudoLabelTask, run_pseudo_label_job
+    from mmwsss.utils.cam_io import cam_path
+    from mmwsss.utils.io import read_label_png
+    img, img_path, cams, rec = png_case
+    out = str(tmp_path / 'out' / 'x.png')
+    task = PseudoLabelTask(img_id='x', cam_path=cam_path(cams, 'x'),
+                           out_path=out, img_path=img_path)
+    assert run_pseudo_label_job([task], _rule_cfg(), 20,
+                                progress=False)['written'] == 1
+    np.testing.assert_array_equal(read_label_png(out), _expected(rec, img))
+
+
+def test_cam_to_pseudo_label_passes_rgb(png_case):
+    """On the fly: mmcv's LoadImageFromFile gives BGR, CAMToPseudoLabel hands the
+    CRF RGB."""
+    from mmcv.transforms import Compose
+
+    from mmwsss.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    img, img_path, cams, rec = png_case
+    pipe = Compose([dict(type='LoadImageFromFile'),
+                    dict(type='LoadCAMFromFile', cam_dir=cams),
+                    dict(type='CAMToPseudoLabel', rule=_rule_cfg())])
+    res = pipe(dict(img_path=img_path, img_id='x'))
+    np.testing.assert_array_equal(res['img'], img[..., ::-1])  # mmcv: BGR
+    np.testing.assert_array_equal(res['gt_seg_map'], _expected(rec, img))
+
+
+def test_test_time_crf_reads_rgb(png_case):
+    from mmwsss.models.segmentors.crf_postprocessor import DenseCRFPostProcessor
+    img, img_path, _, _ = png_case
+    loaded = DenseCRFPostProcessor('psa').load_image(dict(img_path=img_path))
+    np.testing.assert_array_equal(loaded, img)

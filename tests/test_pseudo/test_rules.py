@@ -255,6 +255,22 @@ def test_edam_rule_code_semantics():
     assert plain.tolist() == [[2, 7, 0, 0]]
 
 
+def test_edam_zero_scores_are_background():
+    """alpha = 0: a salient pixel whose class scores are all 0 has no class and
+    is background (the official rule), not the first listed class (argmax of
+    zeros); a positive score, however small, still gives its class."""
+    cams = np.array([[[0.0, 0.0, 1e-4, 0.0]], [[0.0, 0.3, 0.0, 0.0]]],
+                    np.float32)
+    rec = CamRecord(cams, np.array([2, 5]), NUM_CLASSES)
+    sal = np.array([[255, 255, 255, 0]], np.uint8)
+    for beta in (0.0, 1.0):
+        out = EDAMSaliency(alpha=0, beta=beta, apply_on='cam')(rec, saliency=sal)
+        assert out.tolist() == [[0, 6, 3, 0]], beta
+    # default alpha: the zero pixel was background already
+    out = EDAMSaliency(apply_on='cam')(rec, saliency=sal)
+    assert out.tolist() == [[0, 6, 0, 0]]
+
+
 def test_edam_theta_is_inclusive_and_ties():
     cams = np.array([[[0.5, 0.5, 0.99]], [[0.5, 0.1, 0.99]]], np.float32)
     rec = CamRecord(cams, np.array([3, 4]), NUM_CLASSES)

@@ -102,3 +102,49 @@ def test_stale_temp_files_of_dead_writers_only(tmp_path):
     assert len(tmp_names) == 1
     assert tmp_names[0].startswith(f'.f.png.{os.getpid()}-')
     assert tmp_names[0].endswith('.tmp')
+
+
+# ----------------------------------------------- OAA's train_cls.txt labels
+def test_class_list_txt_is_read(tmp_path):
+    """OAA's training list: an id and its 0-based foreground class indices per
+    line; an id without index is label-less; ids may be paths; comments skipped."""
+    from mmwsss.utils.io import load_class_labels
+    path = tmp_path / 'train_cls.txt'
+    path.write_text('# OAA list\n2007_000032 0 14\n2007_000039 19\n\n'
+                    '/JPEGImages/2007_000063.jpg 8 11 8\n2007_000068\n')
+    table = load_class_labels(str(path), num_classes=20)
+    assert table.num_classes == 20 and len(table) == 4
+    assert np.flatnonzero(table['2007_000032']).tolist() == [0, 14]
+    assert np.flatnonzero(table['2007_000039']).tolist() == [19]
+    assert np.flatnonzero(table['2007_000063']).tolist() == [8, 11]
+    assert not table['2007_000068'].any()
+    assert table['2007_000032'].dtype == np.float32
+    assert '2008_000001' not in table
+
+
+@pytest.mark.parametrize('line,bad', [
+    ('2007_000039 20', "'20'"), ('2007_000039 -1', "'-1'"),
+    ('2007_000039 3.5', "'3.5'"), ('2007_000039 cat', "'cat'")])
+def test_class_list_bad_index_names_file_and_line(tmp_path, line, bad):
+    from mmwsss.utils.io import load_class_labels
+    path = tmp_path / 'train_cls.txt'
+    path.write_text(f'2007_000032 0 14\n{line}\n')
+    with pytest.raises(ValueError) as e:
+        load_class_labels(str(path), num_classes=20)
+    msg = str(e.value)
+    assert str(path) in msg and 'line 2' in msg and bad in msg
+    assert '0..19' in msg
+
+
+def test_class_list_needs_num_classes_and_consistent_lines(tmp_path):
+    from mmwsss.utils.io import load_class_labels
+    path = tmp_path / 'train_cls.txt'
+    path.write_text('2007_000032 0 14\n')
+    with pytest.raises(ValueError, match='num_classes'):
+        load_class_labels(str(path))
+    path.write_text('2007_000032 0 14\n2007_000032 14 0\n2007_000032 1\n')
+    with pytest.raises(ValueError, match=r"'2007_000032'.*lines 2 and 3"):
+        load_class_labels(str(path), num_classes=20)
+    path.write_text('\n# nothing\n')
+    with pytest.raises(ValueError, match='lists no image'):
+        load_class_labels(str(path), num_classes=20)

@@ -1,3 +1,4 @@
+import numbers
 from typing import Optional
 
 import numpy as np
@@ -34,6 +35,14 @@ class LoadAttentionTargets(BaseTransform):
 
     ``cam_dir`` (the older form) overrides it with ``<cam_dir>/<img_id>.npz``.
 
+    **Halo values.** The official OAA code trains the IAM on the stored uint8 PNG maps
+    ([T] §3.4; ×255, truncated), where every value below 1/255 is 0, and its positive
+    set is ``p > 0.001``. Interpolating a map spreads small values around its support
+    (a bilinear warp of a map that drops to 0 gives e.g. 0.001 next to it), which
+    would move those pixels from the constraint set ``N-`` into the enhance set ``N+``
+    of the hybrid loss ([T] Eqs. 7-8, ``pos_threshold=0``). So, after warping, values
+    below ``zero_below`` (default 1/255) are set to 0.
+
     **Put it at the end of the train pipeline**, after the geometric transforms and
     before ``PackWSSSInputs``. The maps are not registered in ``seg_fields`` and
     carried through the transforms: mmcv's ``Resize`` / ``RandomFlip`` only transform
@@ -56,6 +65,9 @@ class LoadAttentionTargets(BaseTransform):
             against the files.
         interpolation (str): resize mode of the maps (``'bilinear'``, spec A11);
             results are clamped to [0, 1].
+        zero_below (float, optional): after warping, values below it become 0
+            (default 1/255, the quantisation step of the official uint8 targets);
+            ``None`` or 0 keeps every value.
     """
     #: the dataset's data_prefix key whose files this transform reads
     DATA_PREFIX_KEY = 'attention_path'
@@ -63,13 +75,20 @@ class LoadAttentionTargets(BaseTransform):
     def __init__(self,
                  cam_dir: Optional[str] = None,
                  num_classes: Optional[int] = None,
-                 interpolation: str = 'bilinear'):
+                 interpolation: str = 'bilinear',
+                 zero_below: Optional[float] = 1 / 255):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f'interpolation must be one of {INTERPOLATIONS}, '
                              f'got {interpolation!r}')
+        if zero_below is not None and (
+                not isinstance(zero_below, numbers.Real)
+                or isinstance(zero_below, bool) or not 0 <= zero_below < 1):
+            raise ValueError('LoadAttentionTargets: zero_below must be a number in '
+                             f'[0, 1) or None, got {zero_below!r}')
         self.cam_dir = cam_dir
         self.num_classes = num_classes
         self.interpolation = interpolation
+        self.zero_below = float(zero_below) if zero_below else None
 
     @property
     def reads_data_prefix(self) -> Optional[str]:
@@ -113,11 +132,16 @@ class LoadAttentionTargets(BaseTransform):
             # interpolation is per channel and the other channels are zero
             warped = from_canonical(
                 torch.from_numpy(rec.cams), meta, mode=self.interpolation)
-            out[rec.labels] = warped.clamp_(0, 1).numpy()
+            warped = warped.clamp_(0, 1)
+            if self.zero_below is not None:
+                # the official targets are uint8 PNGs: values < 1/255 are 0 there
+                warped[warped < self.zero_below] = 0
+            out[rec.labels] = warped.numpy()
         results['gt_attention'] = out
         return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(cam_dir={self.cam_dir!r}, '
                 f'num_classes={self.num_classes}, '
-                f'interpolation={self.interpolation!r})')
+                f'interpolation={self.interpolation!r}, '
+                f'zero_below={self.zero_below})')
