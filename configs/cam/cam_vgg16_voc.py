@@ -1,4 +1,5 @@
-# Plain CAM baseline with the OAA classification network on VOC12-aug (oaa.md §2-3).
+# Plain CAM baseline with the OAA classification network on VOC12-aug (the "CAM" row of
+# docs/methods/oaa.md).
 #   tools/dist_train.sh configs/cam/cam_vgg16_voc.py 8      (or python tools/train.py ...)
 #   tools/export_cams.py configs/cam/cam_vgg16_voc.py CKPT --out work_dirs/cam_vgg16_voc/cams
 #   tools/eval_seeds.py work_dirs/cam_vgg16_voc/cams configs/cam/cam_vgg16_voc.py --split val

@@ -2,7 +2,7 @@
 # EDAM and VWL code: batch 10, crop 321, scale 0.5-1.5, flip, lr 2.5e-4 poly, ASPP x10
 # / bias x20 without weight decay, wd 5e-4, 20k iterations, frozen BN) on pseudo labels.
 # ImageNet init by default (the official OAA/EDAM runs start from COCO-trained DeepLab
-# weights, which leak pixel supervision: oaa.md A15).
+# weights, which leak pixel supervision: docs/segmentation.md).
 #   tools/dist_train.sh configs/deeplab/deeplabv2_r101_voc12aug_pseudo.py 2 \
 #       --cfg-options train_dataloader.dataset.data_prefix.pseudo_label_path=PseudoLabels/oaa
 #   test (MSC + CRF): python tools/test.py CONFIG CKPT --cfg-options model.test_cfg.crf=deeplab_resnet

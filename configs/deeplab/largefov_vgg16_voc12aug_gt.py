@@ -1,6 +1,6 @@
 # DeepLab-LargeFOV (VGG16) trained on the VOC12 train_aug GT masks: the fully supervised
-# upper bound of the pseudo-label configs (oaa.md Tab. 1 "UpperBound": 70.8 val with MSC +
-# CRF; rulixiang/deeplab-pytorch: 65.5 val single scale, 69.4 with CRF).
+# upper bound of the pseudo-label configs (OAA TPAMI Tab. 1 "UpperBound": 70.8 val,
+# multi-scale + CRF; rulixiang/deeplab-pytorch: 65.5 val single scale, 69.4 with CRF).
 #   tools/dist_train.sh configs/deeplab/largefov_vgg16_voc12aug_gt.py 2
 _base_ = [
     '../_base_/models/largefov_vgg16.py',

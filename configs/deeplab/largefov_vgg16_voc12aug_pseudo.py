@@ -1,5 +1,5 @@
 # DeepLab-LargeFOV (VGG16) trained on pseudo labels of VOC12 train_aug, evaluated on
-# VOC12 val GT (oaa.md §2.9: the OAA paper's VGG segmentation stage). Batch 10, crop 321,
+# VOC12 val GT (the OAA paper's VGG segmentation stage, TPAMI §4.1). Batch 10, crop 321,
 # 20k iterations, poly lr 1e-3 (head x10 / bias x20), wd 5e-4.
 #   python tools/make_pseudo_labels.py configs/oaa/oaa_vgg16_voc.py \
 #       work_dirs/oaa_vgg16_voc/oaa_maps --out data/VOCdevkit/VOC2012/PseudoLabels/oaa \

@@ -1,5 +1,6 @@
 # OAA+++ : the integral attention model trained on the OAA++ cumulative maps
-# ([T] Tab. 1; oaa.md variant table): OAA+ with another attention-target folder.
+# ([T] Tab. 1; the variants table of docs/methods/oaa.md, which defines [T]): OAA+ with
+# another attention-target folder.
 #   tools/dist_train.sh configs/oaa/oaa_drop_vgg16_voc.py 8
 #   tools/dist_train.sh configs/oaa/oaa_drop_iam_vgg16_voc.py 8
 _base_ = ['./oaa_iam_vgg16_voc.py']

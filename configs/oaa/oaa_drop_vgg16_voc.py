@@ -1,4 +1,5 @@
-# OAA++ (OAA with the attention drop layer, [T] §3.3, Alg. 1; oaa.md §2.4): with
+# OAA++ (OAA with the attention drop layer, [T] §3.3, Alg. 1; references and details:
+# docs/methods/oaa.md, section 'Attention drop'): with
 # probability beta = 0.5 per image, the input pixels where the image's previous accepted
 # attention (union over its GT classes) exceeds delta = 0.6 are erased (set to the mean
 # colour) before the classifier; the cumulative maps are the product.

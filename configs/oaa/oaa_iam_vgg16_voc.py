@@ -1,4 +1,5 @@
-# OAA+ : the integral attention model (IAM, [T] §3.4, Eqs. 7-9; oaa.md §2.5). The OAA
+# OAA+ : the integral attention model (IAM, [T] §3.4, Eqs. 7-9; references and details:
+# docs/methods/oaa.md, section 'Integral attention model'). The OAA
 # classifier network without GAP, initialised from ImageNet VGG16, trained on the OAA
 # cumulative maps as soft pixel targets with the hybrid loss; its class-aware maps
 # (ReLU(F)/max, single scale, no flip) are the OAA+ attention maps.

@@ -1,4 +1,5 @@
-# OAA: online attention accumulation (Jiang et al., TPAMI 2022 / ICCV 2019; oaa.md §2.1-2.3)
+# OAA: online attention accumulation (Jiang et al., TPAMI 2022 / ICCV 2019; references
+# and details: docs/methods/oaa.md)
 # on VOC12-aug. The classifier and its recipe are the CAM baseline's
 # (configs/cam/cam_vgg16_voc.py: VGG16 OS8 + 3 extra convs + 1x1 class conv + GAP, SGD lr
 # 1e-3 with x1/x2/x10/x20 multipliers, weight decay 2e-4 (official code: 5e-4), batch
@@ -26,7 +27,7 @@ custom_hooks = [
         export_dir='oaa_maps',
         export_interpolation='bicubic'),
 ]
-# tools/make_pseudo_labels.py with this config: OAA's proxy labels ([C] gen_gt.py,
-# oaa.md §2.8; needs --saliency-dir with the DSS saliency maps). The official code runs no
-# CRF here; add one with --rule-options crf=irn_label.
+# tools/make_pseudo_labels.py with this config: OAA's proxy labels (the official code's
+# gen_gt.py, [C]; needs --saliency-dir with the DSS saliency maps). The official code
+# runs no CRF here; add one with --rule-options crf=irn_label.
 pseudo_label_rule = dict(type='SaliencyBackground')

@@ -47,8 +47,8 @@ class VOCWSSSDataset(BaseSegDataset):
     * ``cam_path``: CAM files of the split (``<id>.npz``, docs/cam_format.md), read by
       ``LoadCAMFromFile`` (pseudo labels built on the fly);
     * ``attention_path``: the soft targets of the integral attention model (OAA+,
-      [T] §3.4: the exported OAA / OAA++ cumulative maps, ``<id>.npz``), read by
-      ``LoadAttentionTargets``.
+      OAA TPAMI paper §3.4, docs/methods/oaa.md: the exported OAA / OAA++ cumulative
+      maps, ``<id>.npz``), read by ``LoadAttentionTargets``.
 
     ``cam_path`` and ``attention_path`` are outputs of earlier runs, not parts of the
     dataset: a **relative value is relative to the working directory** (like

@@ -1,9 +1,11 @@
 """Export of OAA cumulative attention maps to the project's CAM file format.
 
-[C] ``res.py``: each cumulative map (uint8, feature resolution) is resized to the
-original image size with **bicubic** interpolation (cv2 saturates the uint8 result, so
-the overshoot below 0 / above 1 is clipped) and **min-max normalised** to [0, 1]
-(oaa.md §2.3, §2.6). A constant map becomes all zeros (no NaN).
+As the official code's ``res.py`` ([C]) does, each cumulative map (uint8, feature
+resolution) is resized to the original image size with **bicubic** interpolation (cv2
+saturates the uint8 result, so the overshoot below 0 / above 1 is clipped) and
+**min-max normalised** to [0, 1]. A constant map becomes all zeros (no NaN).
+
+References: docs/methods/oaa.md, section 'References'.
 """
 import os
 import os.path as osp

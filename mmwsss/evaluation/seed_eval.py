@@ -4,6 +4,8 @@ Used by ``tools/eval_seeds.py``. Every CAM file (:mod:`mmwsss.utils.cam_io`) of 
 split is read once and added to a one-pass threshold-sweep histogram
 (:func:`~mmwsss.evaluation.metrics.seed_sweep.sweep_histogram`), so all background
 thresholds are scored for the price of one.
+
+References: docs/methods/oaa.md, section 'References'.
 """
 import logging
 import os

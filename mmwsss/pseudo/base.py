@@ -58,9 +58,9 @@ def labels_to_ids(index_map: np.ndarray, record: CamRecord) -> np.ndarray:
 
 
 def one_minus_max_probs(cams: np.ndarray, bg_power: float = 1.0) -> np.ndarray:
-    """PSA/EDAM CRF scores ``[(1 - max_k cams)^bg_power, cams]`` (unnormalised;
-    edam.md §2.6 4(b)). ``1 - max`` is clipped at 0 so that CAMs slightly above 1
-    give no NaN.
+    """PSA/EDAM CRF scores ``[(1 - max_k cams)^bg_power, cams]`` (unnormalised; the
+    official EDAM code, allenwu97/EDAM ``infer_cls.py`` ``_crf_with_alpha``).
+    ``1 - max`` is clipped at 0 so that CAMs slightly above 1 give no NaN.
 
     Args:
         cams: (K, H, W) maps in [0, 1], K >= 1.
@@ -102,9 +102,9 @@ def refine_labels_with_crf(crf, image: np.ndarray, label: np.ndarray,
     """Dense-CRF refinement of a pseudo-label map ("optionally followed by CRF").
 
     The unary is ``unary_from_labels`` over ``[background] + listed classes`` with
-    the CRF's ``gt_prob`` (irn ``crf_inference_label``, vwl.md §2.12); pixels
-    labelled 255 get a uniform unary, and stay 255 afterwards. The other pixels
-    take the argmax of the marginals.
+    the CRF's ``gt_prob`` (jiwoon-ahn/irn ``misc/imutils.py``
+    ``crf_inference_label``); pixels labelled 255 get a uniform unary, and stay 255
+    afterwards. The other pixels take the argmax of the marginals.
 
     Args:
         crf (DenseCRF | None): None returns a copy of ``label``.

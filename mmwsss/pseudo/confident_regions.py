@@ -12,7 +12,8 @@ from .base import IGNORE_INDEX, BasePseudoLabelRule, labels_to_ids
 @PSEUDO_LABEL_RULES.register_module()
 class ConfidentRegions(BasePseudoLabelRule):
     """Confident foreground / background labels of irn's ``cam_to_ir_label.py``
-    (Ahn et al., CVPR 2019; used by VWL for IRNet refinement, vwl.md §2.12).
+    (Ahn et al., CVPR 2019; jiwoon-ahn/irn ``step/cam_to_ir_label.py``; VWL refines
+    its CAMs with IRNet's default settings, Ru et al., IJCV 2022, §4.1).
 
     * ``fg = CRF(argmax([fg_threshold, cams]))`` -- confident foreground;
     * ``bg = CRF(argmax([bg_threshold, cams]))`` -- a low background score, so

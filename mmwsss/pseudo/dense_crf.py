@@ -1,16 +1,20 @@
 """Fully connected CRF (Kraehenbuehl & Koltun, NIPS 2011) over pydensecrf.
 
 One wrapper for every CRF call of the pseudo-label stage, so that all of them share
-the argument order of pydensecrf (``DenseCRF2D(W, H, C)``, anchors.md §5), the
+the argument order of pydensecrf (``DenseCRF2D(W, H, C)``: width first, as the
+pydensecrf README shows; a ``(H, W, C)`` call fails on non-square images), the
 contiguity / dtype requirements of its Cython bindings, and the unary of the
 reference code:
 
-* :meth:`DenseCRF.__call__` is PSA's ``crf_inference`` (EDAM [C], edam.md §2.6 (b)
-  and §6 item 20) and VWL's ``v2/crf.py`` (vwl.md §2.11): the scores are fed to
-  ``pydensecrf.utils.unary_from_softmax`` (``-log(clip(p, min_prob, 1))``),
+* :meth:`DenseCRF.__call__` is PSA's ``crf_inference`` (jiwoon-ahn/psa
+  ``tool/imutils.py``; the official EDAM code, allenwu97/EDAM ``infer_cls.py``, runs
+  it on the CAMs to make its pseudo labels, the "dCRF" of EDAM Tab. 5) and VWL's CRF
+  on CAMs (rulixiang/vwe ``v2/crf.py``, the "+CRF" column of VWL Tab. 1): the scores
+  are fed to ``pydensecrf.utils.unary_from_softmax`` (``-log(clip(p, min_prob, 1))``),
   *unnormalised* scores included, and the mean-field marginals are returned.
 * :meth:`DenseCRF.infer_labels` is irn's ``misc/imutils.py: crf_inference_label``
-  (vwl.md §2.12): a label map becomes a unary with ``unary_from_labels(labels,
+  (jiwoon-ahn/irn, which VWL uses for its refinement with the default settings, VWL
+  §4.1 "CAMs Refinement"): a label map becomes a unary with ``unary_from_labels(labels,
   n_labels, gt_prob, zero_unsure=False)`` and the argmax of the marginals is
   returned.
 
@@ -28,36 +32,40 @@ __all__ = ['DenseCRF', 'CRF_PRESETS', 'build_crf']
 _INSTALL_HINT = ('pydensecrf is required for the dense CRF; install it with '
                  '`pip install pydensecrf2==1.1` (a maintained fork that keeps '
                  'the import name `pydensecrf`; needs a C++ compiler, see '
-                 'docs and anchors.md §5)')
+                 'docs/install.md)')
 
 #: Parameter sets of the reference implementations (keyword arguments of
 #: :class:`DenseCRF`). ``gaussian`` = ``addPairwiseGaussian(sxy, compat)``,
 #: ``bilateral`` = ``addPairwiseBilateral(sxy, srgb, rgbim, compat)``.
 CRF_PRESETS = dict(
-    # PSA `crf_inference` as used by EDAM for pseudo labels (edam.md §2.6 (b),
-    # §3 "CRF (pseudo labels)", §6 item 20): 3 mean-field iterations.
+    # PSA `crf_inference` (jiwoon-ahn/psa `tool/imutils.py`) as the official EDAM
+    # code uses it for pseudo labels (allenwu97/EDAM `infer_cls.py`,
+    # `_crf_with_alpha`: t=3): 3 mean-field iterations.
     psa=dict(
         iterations=3,
         gaussian=dict(sxy=3, compat=3),
         bilateral=dict(sxy=80, srgb=13, compat=10)),
-    # irn `crf_inference_label` (vwl.md §2.12): t=10, gt_prob=0.7.
+    # irn `crf_inference_label` (jiwoon-ahn/irn `misc/imutils.py`): t=10,
+    # gt_prob=0.7.
     irn_label=dict(
         iterations=10,
         gaussian=dict(sxy=3, compat=3),
         bilateral=dict(sxy=50, srgb=5, compat=10),
         gt_prob=0.7),
-    # VWL `v2/crf.py`, CRF on CAMs (vwl.md §2.11).
+    # VWL's CRF on CAMs (rulixiang/vwe `v2/crf.py`).
     vwl=dict(
         iterations=10,
         gaussian=dict(sxy=1, compat=3),
         bilateral=dict(sxy=64, srgb=3, compat=4)),
-    # DeepLab-v1 LargeFOV (VGG-16) test-time CRF (oaa.md §2.9, §3).
+    # DeepLab-v1 LargeFOV (VGG-16) test-time CRF (DeepLab's released VOC settings
+    # for VGG-16; Chen et al., ICLR 2015).
     deeplab_vgg=dict(
         iterations=10,
         gaussian=dict(sxy=3, compat=3),
         bilateral=dict(sxy=121, srgb=5, compat=4)),
     # DeepLab-v2 ResNet-101 test-time CRF, kazuto1011/deeplab-pytorch
-    # (oaa.md §2.9, edam.md §2.7, vwl.md §3.3).
+    # `configs/voc12.yaml` (used by the official OAA and EDAM code) and
+    # rulixiang/deeplab-pytorch `v2/test_deeplabv2.py` (VWL).
     deeplab_resnet=dict(
         iterations=10,
         gaussian=dict(sxy=1, compat=3),

@@ -12,13 +12,14 @@ from .base import BasePseudoLabelRule, one_minus_max_probs
 @PSEUDO_LABEL_RULES.register_module()
 class EDAMSaliency(BasePseudoLabelRule):
     """EDAM's saliency post-processing (Wu et al., CVPR 2021, §3.4, Alg. 1), in
-    the pixel-wise form of the official ``eval.py`` (edam.md §2.6 4(c), §6 items
-    13-14).
+    the pixel-wise form of Alg. 1 and of the official code (allenwu97/EDAM
+    ``eval.py``; the §3.4 text speaks of the maximum of a "corresponding region").
 
     1. Scores: with ``apply_on='crf'`` (default, the Table 7 path) the CRF
        marginals ``Q`` of PSA's ``crf_inference`` on the unnormalised
-       ``[(1 - max_k cams)^bg_power, cams]`` (edam.md §2.6 4(b): ``crf='psa'``,
-       3 mean-field iterations); only the foreground channels of ``Q`` are used.
+       ``[(1 - max_k cams)^bg_power, cams]`` (allenwu97/EDAM ``infer_cls.py``
+       ``_crf_with_alpha``: ``crf='psa'``, 3 mean-field iterations); only the
+       foreground channels of ``Q`` are used.
        With ``apply_on='cam'`` the CAMs themselves (``crf`` is then not used).
     2. ``m = max_k score_k``, ``c = argmax_k score_k`` over the listed classes
        (a true argmax: ties go to the lower class, not the code's quirk).

@@ -29,7 +29,8 @@ def _check_unit(name, value):
 @PSEUDO_LABEL_RULES.register_module()
 class SaliencyBackground(BasePseudoLabelRule):
     """OAA's pseudo-label rule (Jiang et al., ICCV 2019 / TPAMI 2021, §4 "similar
-    to [22]"; exact procedure from the official ``gen_gt.py``, oaa.md §2.8).
+    to [22]"; exact procedure from the official code, PengtaoJiang/OAA-PyTorch
+    ``gen_gt.py``).
 
     Object cues come from the attention maps (the CAM file), background cues from
     a class-agnostic saliency map S in [0, 255] (DSS), and conflicting pixels are

@@ -1,4 +1,5 @@
-"""Constant background score: ``label = argmax([τ, cams])`` (irn / VWL / EDAM (a))."""
+"""Constant background score: ``label = argmax([τ, cams])`` (irn / VWL / EDAM without
+CRF)."""
 import numbers
 from typing import Optional
 
@@ -19,8 +20,9 @@ def _softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
 class ThresholdBackground(BasePseudoLabelRule):
     """Pseudo labels from CAMs with a constant background score.
 
-    Without CRF (irn ``eval_cam.py``, VWL ``eval_cam.py`` (vwl.md §2.11), EDAM
-    Table 5/6 (edam.md §2.6 4(a))): a plane of value ``threshold`` is prepended to
+    Without CRF (irn ``step/eval_cam.py``, VWL's rulixiang/vwe ``v2/eval_cam.py``,
+    EDAM Table 5/6 with a "carefully tuned" threshold, Wu et al., CVPR 2021,
+    §4.5.1): a plane of value ``threshold`` is prepended to
     the CAMs of the listed classes and every pixel takes the argmax,
     ``label = argmax([threshold, cams])``. Ties go to the lower index, i.e. to
     background, then to the lower class (``np.argmax``; same as
@@ -28,14 +30,15 @@ class ThresholdBackground(BasePseudoLabelRule):
 
     With a CRF, three unaries are offered (``crf_unary``):
 
-    * ``'softmax'`` -- VWL ``v2/crf.py`` (vwl.md §2.11): ``softmax([threshold,
+    * ``'softmax'`` -- VWL's rulixiang/vwe ``v2/crf.py``: ``softmax([threshold,
       cams])`` over the channels -> ``unary_from_softmax`` -> mean field ->
       argmax. Use with ``crf='vwl'`` and ``threshold=0.15`` for VWL's "+CRF".
-    * ``'one_minus_max'`` -- PSA ``crf_inference`` as in EDAM (b) (edam.md §2.6
-      4(b), §6 item 20): unnormalised ``[(1 - max_k cams)^bg_power, cams]`` ->
+    * ``'one_minus_max'`` -- PSA ``crf_inference`` as the official EDAM code runs
+      it (allenwu97/EDAM ``infer_cls.py`` ``_crf_with_alpha``, EDAM's "dCRF"):
+      unnormalised ``[(1 - max_k cams)^bg_power, cams]`` ->
       mean field -> argmax (``threshold`` is then unused). Use with
       ``crf='psa'``.
-    * ``'labels'`` -- irn ``crf_inference_label`` (vwl.md §2.12): CRF label
+    * ``'labels'`` -- irn ``crf_inference_label`` (``misc/imutils.py``): CRF label
       inference from the thresholded argmax with the CRF's ``gt_prob``. Use
       with ``crf='irn_label'``.
 

@@ -1,4 +1,7 @@
-"""OAAHook unit tests (OAA [T] §3.2-3.3, Eqs. 2-5, 10) with a stand-in runner."""
+"""OAAHook unit tests (OAA [T] §3.2-3.3, Eqs. 2-5, 10) with a stand-in runner.
+
+References: docs/methods/oaa.md, section 'References'.
+"""
 import itertools
 import logging
 import os.path as osp

@@ -1,4 +1,5 @@
-"""Attention recall / noise at 50 % of the max (oaa.md §2.10, §7 idea 35)."""
+"""Attention recall / noise at 50 % of the max (OAA, Jiang et al., TPAMI 2022, §4.3
+"Quality of Cumulative Attention Maps", Tabs. 11 and 13)."""
 import numpy as np
 
 from mmwsss.evaluation.seed_eval import attention_counts, attention_quality

@@ -1,4 +1,7 @@
-"""Tests of the OAA++ attention drop layer (OAA [T] §3.3, Alg. 1)."""
+"""Tests of the OAA++ attention drop layer (OAA [T] §3.3, Alg. 1).
+
+References: docs/methods/oaa.md, section 'References'.
+"""
 import pytest
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
-"""Hybrid loss of the integral attention model (OAA+, [T] Eqs. 7-9; spec §7 24-29)."""
+"""Hybrid loss of the integral attention model (OAA+, [T] Eqs. 7-9; references:
+docs/methods/oaa.md, section 'References')."""
 import math
 
 import pytest

@@ -1,4 +1,7 @@
-"""IAMHead: the integral attention model's head (OAA+, [T] §3.4)."""
+"""IAMHead: the integral attention model's head (OAA+, [T] §3.4).
+
+References: docs/methods/oaa.md, section 'References'.
+"""
 import pytest
 import torch
 from mmengine.structures import PixelData

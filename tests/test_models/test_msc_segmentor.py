@@ -1,6 +1,5 @@
-"""MSCEncoderDecoder (DeepLab-v2 MSC, kazuto1011/deeplab-pytorch) and the test-time
-dense CRF (DenseCRFPostProcessor); oaa.md §2.9 / §6 A14, vwl.md §2.13, anchors.md
-§2."""
+"""MSCEncoderDecoder (DeepLab-v2 MSC, kazuto1011/deeplab-pytorch ``libs/models/msc.py``)
+and the test-time dense CRF (DenseCRFPostProcessor); docs/segmentation.md."""
 import copy
 import importlib.util
 

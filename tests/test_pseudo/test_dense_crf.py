@@ -1,5 +1,5 @@
-"""DenseCRF wrapper: equality with direct pydensecrf calls, presets, validation
-(edam.md §7 item 18, anchors.md §5)."""
+"""DenseCRF wrapper: equality with direct pydensecrf calls (``DenseCRF2D(W, H, C)``),
+presets, validation; docs/pseudo_labels.md, section 'Dense CRF'."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,5 @@
-"""CAM -> pseudo-label rules (oaa.md §7 ideas 30-33, edam.md §7 items 17-18,
-vwl.md §2.11-2.12)."""
+"""CAM -> pseudo-label rules (docs/pseudo_labels.md, section 'Rules': OAA's
+``gen_gt.py``, EDAM's Alg. 1 / ``eval.py``, irn's and VWL's threshold and CRF rules)."""
 import numpy as np
 import pytest
 
@@ -240,7 +240,7 @@ def test_oaa_with_crf():
 
 # -------------------------------------------------------------- EDAMSaliency
 def test_edam_rule_code_semantics():
-    # 1 x 4 toy, two listed classes (edam.md §7 item 17), on the CAMs
+    # 1 x 4 toy, two listed classes (the four cases of EDAM Alg. 1), on the CAMs
     cams = np.array([[[0.6, 0.1, 0.97, 0.9]], [[0.3, 0.2, 0.5, 0.1]]],
                     np.float32)
     rec = CamRecord(cams, np.array([1, 6]), NUM_CLASSES)

@@ -1,5 +1,6 @@
 """OAA end to end with the standard tools: resume exactness, DDP identity, OAA++ and
-the IAM on exported maps (oaa.md §7 ideas 15-16; issue 4 acceptance 3, 5, 6)."""
+the IAM on exported maps (docs/methods/oaa.md, sections 'The OAA hook', 'Attention
+drop' and 'Integral attention model')."""
 import os
 import os.path as osp
 import shutil

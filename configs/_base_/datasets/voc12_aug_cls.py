@@ -1,4 +1,5 @@
-# VOC12-aug image-level classification data for WSSS classifiers (oaa.md §2.7):
+# VOC12-aug image-level classification data for WSSS classifiers (the official OAA code,
+# PengtaoJiang/OAA-PyTorch utils/LoadData.py; the papers give no data pipeline):
 # short side -> 224 (bicubic), ColorJitter(0.3, 0.3, 0.3, 0.1); no crop, no flip in the
 # official OAA code (geometric augmentation is allowed by mmwsss, see the OAA configs).
 # Seeds are evaluated on VOC train (1,464 images, the split WSSS papers report) through

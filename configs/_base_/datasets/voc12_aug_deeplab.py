@@ -1,4 +1,6 @@
-# VOC12-aug segmentation data with the DeepLab recipe (oaa.md §2.9 / §3, vwl.md §2.13):
+# VOC12-aug segmentation data with the DeepLab recipe (kazuto1011/deeplab-pytorch
+# configs/voc12.yaml, vendored by the official OAA code; rulixiang/deeplab-pytorch
+# config/deeplabv2_voc12.yaml for VWL; docs/segmentation.md):
 # random scale 0.5-1.5, crop 321, flip; val = VOC12 val with GT at the original size.
 # Training labels: GT (SegmentationClassAug) by default; a pseudo-label config sets ONE
 # key, train_dataloader.dataset.data_prefix.pseudo_label_path (a folder of <id>.png,
@@ -22,9 +24,9 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackWSSSInputs'),
 ]
-# `tools/test.py CONFIG CKPT --tta`: the papers' multi-scale test (oaa.md A14: scales
-# 0.5-1.5 + flip, softmax averaged), followed by one dense CRF in the model config's
-# `tta_model` (CRFSegTTAModel).
+# `tools/test.py CONFIG CKPT --tta`: the papers' multi-scale test (OAA TPAMI §4; the
+# papers give no scales: 0.5-1.5 + flip, softmax averaged, docs/segmentation.md),
+# followed by one dense CRF in the model config's `tta_model` (CRFSegTTAModel).
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5]
 tta_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,4 +1,5 @@
-# OAA/DeepLab-style VGG16 classifier producing CAMs (oaa.md §2.1):
+# OAA/DeepLab-style VGG16 classifier producing CAMs (OAA TPAMI §3.1; layers from the
+# official code, PengtaoJiang/OAA-PyTorch models/vgg.py; docs/methods/oaa.md):
 # VGG16 (pool4 3x3/1, conv5 dilation 2, no pool5, OS8) + 3 extra 3x3/512 convs + 1x1 class
 # conv + GAP, multi-label soft-margin loss. ImageNet weights: the torchvision VGG16 file
 # (vgg16-397923af.pth), put under data/pretrained/ (no download at run time).

@@ -1,4 +1,4 @@
-# DeepLab-v2 (ResNet-101 + ASPP, MSC; oaa.md §2.9, vwl.md §2.13, kazuto1011/
+# DeepLab-v2 (ResNet-101 + ASPP, MSC; OAA TPAMI Tab. 12, VWL IJCV §4.1, kazuto1011/
 # deeplab-pytorch): caffe-style ResNet-101, OS8 (layer3 dilation 2, layer4 dilation 4),
 # frozen BN; ASPP = four 3x3 classifiers with dilations 6/12/18/24, summed; multi-scale
 # inputs (1, 0.75, 0.5) max-fused, with a loss on every scale and on the fused map.

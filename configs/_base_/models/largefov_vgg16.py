@@ -1,4 +1,5 @@
-# DeepLab-LargeFOV (DeepLab-v1, VGG16; oaa.md §2.9 [X]): VGG16 with pool4/pool5 3x3
+# DeepLab-LargeFOV (DeepLab-v1, VGG16; Chen et al., ICLR 2015; the segmentation network
+# of OAA TPAMI §4.1, which keeps DeepLab's settings): VGG16 with pool4/pool5 3x3
 # stride 1, conv5 dilation 2 (OS8), then pool5a (3x3 avg) -> fc6 3x3 dilation 12 -> 1024
 # -> ReLU -> dropout 0.5 -> fc7 1x1 1024 -> ReLU -> dropout 0.5 -> fc8 1x1 -> classes.
 # ImageNet weights: torchvision's vgg16-397923af.pth under data/pretrained/ (fc6/fc7

@@ -1,7 +1,8 @@
-# OAA classifier recipe (oaa.md §3): SGD m0.9, lr 1e-3, weight decay 2e-4 (paper; the
-# official code runs with 5e-4: set optim_wrapper.optimizer.weight_decay=5e-4),
-# lr multipliers backbone w x1 / b x2, new layers w x10 / b x20, batch 1 x 5
-# accumulated steps, 15 epochs, lr / 10 at epoch 10.
+# OAA classifier recipe (OAA TPAMI §4.1; batch, epochs and lr multipliers from the
+# official code, PengtaoJiang/OAA-PyTorch train.sh, scripts/train.py): SGD m0.9, lr 1e-3,
+# weight decay 2e-4 (paper; the official code runs with 5e-4: set
+# optim_wrapper.optimizer.weight_decay=5e-4), lr multipliers backbone w x1 / b x2, new
+# layers w x10 / b x20, batch 1 x 5 accumulated steps, 15 epochs, lr / 10 at epoch 10.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, weight_decay=2e-4),

@@ -1,4 +1,5 @@
-# DeepLab schedule (oaa.md §3, vwl.md §2.13): SGD momentum 0.9, weight decay 5e-4,
+# DeepLab schedule (VWL IJCV §4.1; kazuto1011/deeplab-pytorch configs/voc12.yaml, as in
+# the official OAA code; docs/segmentation.md): SGD momentum 0.9, weight decay 5e-4,
 # poly lr (power 0.9), 20k iterations, head weights x10 and biases x20 without weight
 # decay (backbone biases x2). The base lr is set by the model config.
 optim_wrapper = dict(

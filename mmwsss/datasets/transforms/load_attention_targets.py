@@ -1,3 +1,7 @@
+"""Soft attention targets of the integral attention model (OAA+).
+
+References: docs/methods/oaa.md, section 'References'.
+"""
 import numbers
 from typing import Optional
 
@@ -63,7 +67,8 @@ class LoadAttentionTargets(BaseTransform):
             ``results['attention_path']`` (the dataset's ``data_prefix``).
         num_classes (int, optional): expected number of foreground classes; checked
             against the files.
-        interpolation (str): resize mode of the maps (``'bilinear'``, spec A11);
+        interpolation (str): resize mode of the maps (``'bilinear'``; the official
+            code needs none: its targets are stored in the IAM's own input frame);
             results are clamped to [0, 1].
         zero_below (float, optional): after warping, values below it become 0
             (default 1/255, the quantisation step of the official uint8 targets);

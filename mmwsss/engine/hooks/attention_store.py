@@ -3,6 +3,8 @@
 Building block of the OAA accumulation hook: it only stores and fuses maps that are
 already in the canonical frame of an image (the original image at feature resolution);
 inverting the augmentation is the hook's job.
+
+References: docs/methods/oaa.md, section 'References'.
 """
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -22,7 +24,8 @@ class AttentionStore:
 
     * ``'max'`` (default, Eq. 5): ``M_t = max(M_{t-1}, A_t)``;
     * ``'avg'`` (Eq. 10): ``M_t = ((t-1) M_{t-1} + A_t) / t`` with ``t`` the number of
-      accepted visits of that (image, class) (spec A9: skipped visits do not count);
+      accepted visits of that (image, class): the paper's ``t`` is the visit (epoch),
+      but a visit the gate rejects does not count, or it would shrink ``M``;
     * ``'last'``: ``M_t = A_t`` (the previous accepted attention used by the attention
       drop layer, OAA++ Alg. 1).
 

@@ -1,4 +1,7 @@
-"""Online attention accumulation (OAA, [T] §3.2-3.3) as an MMEngine hook."""
+"""Online attention accumulation (OAA, [T] §3.2-3.3) as an MMEngine hook.
+
+References: docs/methods/oaa.md, section 'References'.
+"""
 import hashlib
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -18,8 +18,10 @@ class DeepLabResNet(ConvertedPretrainedMixin, ResNet):
     Chen et al., "DeepLab: Semantic Image Segmentation with Deep Convolutional Nets,
     Atrous Convolution, and Fully Connected CRFs", TPAMI 2018, §4 (ResNet-101 of He
     et al. with the MSRA ImageNet weights, res4/res5 strides removed and dilated by
-    2/4); PyTorch port kazuto1011/deeplab-pytorch ``libs/models/deeplabv2.py`` (spec
-    ``anchors.md`` §2, ``oaa.md`` §2.9, ``vwl.md`` §2.13). This is mmseg's
+    2/4); PyTorch port kazuto1011/deeplab-pytorch ``libs/models/deeplabv2.py``, the
+    DeepLab-v2 code the official OAA and EDAM code use and the segmentation network of
+    OAA (Jiang et al., TPAMI 2022, Tab. 12) and VWL (Ru et al., IJCV 2022, §4.1
+    "Segmentation Network"). This is mmseg's
     :class:`~mmseg.models.backbones.ResNet` with DeepLab-v2 defaults:
 
     * **caffe style** (MSRA ResNet): the stride of a downsampling block sits in its

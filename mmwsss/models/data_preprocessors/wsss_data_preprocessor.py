@@ -18,9 +18,9 @@ class WSSSDataPreProcessor(SegDataPreProcessor):
     * ``batch_augments``: a list of batch-level augment **configs**, built from the
       registry and applied in order in training only, after padding, each called as
       ``inputs, data_samples = augment(inputs, data_samples)``. OAA++'s attention drop
-      is one (:class:`~mmwsss.models.layers.AttentionDrop`, [T] Alg. 1); an augment
-      erases input regions with :func:`~mmwsss.models.utils.erase_inputs`, which
-      knows the padding.
+      is one (:class:`~mmwsss.models.layers.AttentionDrop`, OAA TPAMI Alg. 1); an
+      augment erases input regions with :func:`~mmwsss.models.utils.erase_inputs`,
+      which knows the padding.
 
     Args:
         batch_augments (list[dict], optional): batch augment configs.

@@ -18,8 +18,9 @@ class DeepLabV2Head(BaseDecodeHead):
     Atrous Convolution, and Fully Connected CRFs", TPAMI 2018, §3.1 and Fig. 4
     (ASPP-L with ResNet-101: rates 6/12/18/24); Caffe ``fc1_voc12_c{0..3}``; PyTorch
     ports kazuto1011/deeplab-pytorch ``libs/models/deeplabv2.py`` ``_ASPPModule`` and
-    rulixiang/deeplab-pytorch ``models/DeepLabV2_ResNet101.py`` (spec ``vwl.md``
-    §2.13 / §6.18, ``oaa.md`` §2.9 / A14)::
+    rulixiang/deeplab-pytorch ``models/DeepLabV2_ResNet101.py``; the segmentation
+    network of VWL (Ru et al., IJCV 2022, §4.1) and of OAA's Tab. 12 (Jiang et al.,
+    TPAMI 2022); mmseg has no DeepLab-v2 head::
 
         logits = sum_i Conv3x3(in_channels → num_classes, dilation=r_i,
                                padding=r_i, bias=True)(x)

@@ -22,7 +22,7 @@ class LargeFOVHead(BaseDecodeHead):
     Deep Convolutional Nets and Fully Connected CRFs", ICLR 2015, §4 "DeepLab-
     LargeFOV"; Caffe ``train.prototxt`` of DeepLab-LargeFOV; PyTorch port
     rulixiang/deeplab-pytorch ``models/DeepLabV1_LargeFOV.py``), the segmentation
-    network of OAA (spec ``oaa.md`` §2.9, §6 A14). Paired with
+    network of OAA (Jiang et al., TPAMI 2022, §4.1, Tab. 1). Paired with
     :class:`~mmwsss.models.backbones.DeepLabVGG16` ``(variant='largefov')``
     (512 channels at output stride 8)::
 

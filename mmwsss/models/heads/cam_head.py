@@ -12,9 +12,9 @@ class CAMHead(BaseCAMHead):
     """Class activation map head for multi-label image classification.
 
     ``extra convs (3x3, ReLU) -> class-aware 1x1 conv (K channels, no ReLU)``. The 1x1
-    conv output is the class score map ``F`` (OAA [T] §3.1); the image score is
-    ``s_c = GAP(F^c)`` and the probability ``p^c = sigmoid(s_c)`` (OAA Eq. 1); the
-    loss is the multi-label soft margin loss; the CAM of class ``c`` is
+    conv output is the class score map ``F`` (OAA TPAMI §3.1, docs/methods/oaa.md);
+    the image score is ``s_c = GAP(F^c)`` and the probability ``p^c = sigmoid(s_c)``
+    (OAA Eq. 1); the loss is the multi-label soft margin loss; the CAM of class ``c`` is
     ``A^c = ReLU(F^c) / max(F^c)`` (OAA Eq. 2). All of that is the contract's default
     (:class:`BaseCAMHead`); this class only builds the layers.
 

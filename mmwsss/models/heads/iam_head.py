@@ -1,3 +1,7 @@
+"""Head of the integral attention model (OAA+).
+
+References: docs/methods/oaa.md, section 'References'.
+"""
 from typing import Sequence, Tuple
 
 import torch
@@ -22,17 +26,18 @@ class IAMHead(CAMHead):
     :class:`~mmwsss.datasets.transforms.LoadAttentionTargets`) with the hybrid loss
     (:class:`~mmwsss.models.losses.HybridAttentionLoss`, Eqs. 7-9).
 
-    Targets ([T] §2.5, spec A11): each sample's ``gt_attention`` (K, img_h, img_w)
-    lies in the augmented, unpadded image; it is placed at the top-left of the padded
-    network input (the data preprocessor pads bottom/right), the padding is marked
-    invalid (ignored by the loss), classes absent from ``gt_label`` get all-zero
-    targets (all in ``N-``), and targets and mask are resized bilinearly to the score
-    map. The targets are neither re-thresholded nor renormalised.
+    Targets ([T] §3.4): each sample's ``gt_attention`` (K, img_h, img_w) lies in the
+    augmented, unpadded image; it is placed at the top-left of the padded network
+    input (the data preprocessor pads bottom/right), the padding is marked invalid
+    (ignored by the loss), classes absent from ``gt_label`` get all-zero targets (all
+    in ``N-``), and targets and mask are resized bilinearly to the score map. The
+    targets are neither re-thresholded nor renormalised (they already lie in [0, 1],
+    with maximum 1 under max fusion).
 
     ``forward``, ``class_maps``, ``image_logits`` and ``cam`` are inherited, so
     :class:`~mmwsss.models.classifiers.WSClassifier` predicts IAM maps
-    ``ReLU(F) / max(F)`` unchanged ([T] §2.5/2.6: "obtained directly from the
-    class-aware conv layer of the IAM"; ``pred_score`` = sigmoid(GAP(F)) is then only
+    ``ReLU(F) / max(F)`` unchanged ([T] §3.4: the maps "can be obtained directly from
+    the class-aware convolutional layer"; ``pred_score`` = sigmoid(GAP(F)) is then only
     a by-product, the IAM is not trained for it).
 
     Args:

@@ -1,3 +1,7 @@
+"""The attention drop layer of OAA++.
+
+References: docs/methods/oaa.md, section 'References'.
+"""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -22,8 +26,9 @@ class AttentionDrop(nn.Module):
     product of OAA++ is the set of cumulative maps, not the final model, so the layer
     works only during training.
 
-    Where the paper is silent, this layer follows the official code [C] and the spec
-    (§2.4, A12):
+    Where the paper is silent, this layer follows the official code [C]
+    (``models/vgg.py``, ``scripts/train.py``, ``train+.sh``); where [C] is tied to
+    its batch size of 1, the choice is explained below:
 
     - **Where:** on the network input, after mean/std normalisation and padding and
       before the backbone: it is a batch augment of

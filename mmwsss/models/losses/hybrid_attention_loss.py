@@ -1,7 +1,8 @@
 """The hybrid loss of the integral attention model (OAA+; [T] §3.4, Eqs. 7-9).
 
 [T] = Jiang et al., "Online Attention Accumulation for Weakly Supervised Semantic
-Segmentation", TPAMI 2021; [I] = the ICCV 2019 paper; [C] = the official code.
+Segmentation", TPAMI 2021; [I] = the ICCV 2019 paper; [C] = the official code
+(PengtaoJiang/OAA-PyTorch). References: docs/methods/oaa.md, section 'References'.
 """
 from typing import Optional
 

@@ -4,9 +4,12 @@ DeepLab (Chen et al., "DeepLab: Semantic Image Segmentation with Deep Convolutio
 Nets, Atrous Convolution, and Fully Connected CRFs", TPAMI 2018, §3.3) refines the
 network's class probabilities, bilinearly upsampled to the image size, with a fully
 connected CRF (Kraehenbuehl & Koltun, NIPS 2011) whose appearance kernel uses the
-original image colours. The WSSS papers reproduced here use it for every reported
-segmentation number (oaa.md §2.9, §6 A14; vwl.md §2.13: "softmax of the logits
-upsampled to image size", then DenseCRF; kazuto1011/deeplab-pytorch ``main.py crf``).
+original image colours. The WSSS papers reproduced here use it for their reported
+segmentation numbers (OAA, Jiang et al., TPAMI 2022, §4: "multi-scale test and apply
+DenseCRF"; VWL, Ru et al., IJCV 2022, §4.2: "by default ... with dense CRF
+post-processing"): the softmax of the logits upsampled to the image size, then
+DenseCRF (kazuto1011/deeplab-pytorch ``main.py crf``, rulixiang/deeplab-pytorch
+``v2/test_deeplabv2.py``).
 
 :class:`DenseCRFPostProcessor` is that step, independent of any segmentor, so that
 :class:`~mmwsss.models.segmentors.MSCEncoderDecoder` and other segmentors share it. The

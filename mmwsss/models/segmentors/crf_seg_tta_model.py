@@ -13,8 +13,10 @@ class CRFSegTTAModel(SegTTAModel):
     """MMSeg's test-time augmentation (multi-scale + flip, softmax averaged over the
     views) followed by **one** dense CRF on the averaged probabilities.
 
-    The DeepLab evaluation protocol the WSSS papers use (oaa.md §6 A14: scales (0.5,
-    0.75, 1.0, 1.25, 1.5) + flip, averaged softmax, then DenseCRF). Setting
+    The evaluation protocol of the WSSS papers, "multi-scale test" then DenseCRF (OAA,
+    Jiang et al., TPAMI 2022, §4). The papers do not give the scales; the configs use
+    (0.5, 0.75, 1.0, 1.25, 1.5) + flip with the softmax averaged (docs/segmentation.md,
+    section 'Test protocol and initialisation'). Setting
     ``model.test_cfg.crf`` on the wrapped :class:`MSCEncoderDecoder` instead would run a
     CRF on every view (slower, and the views' CRF marginals are averaged). The wrapped
     module's own ``test_cfg.crf`` must therefore be off (it is switched off here).

@@ -4,8 +4,10 @@ DeepLab v2 (Chen et al., TPAMI 2018, §3.2 "multi-scale inputs" / "MSC") runs th
 network on rescaled copies of the input (scales 1, 0.75, 0.5), bilinearly resizes the
 logits to the scale-1 logits' size and fuses them with an element-wise max. Training
 supervises every scale's logits and the fused ones; inference uses the fused logits.
-The reference used by OAA, EDAM and VWL is kazuto1011/deeplab-pytorch's ``MSC`` wrapper
-(anchors.md §2; oaa.md §2.9 "[C] segmentation", §6 A14; vwl.md §2.13):
+The reference is kazuto1011/deeplab-pytorch's ``MSC`` wrapper (``libs/models/msc.py``),
+which the official OAA code vendors (PengtaoJiang/OAA-PyTorch ``deeplab-pytorch/``) and
+the official EDAM code uses (allenwu97/EDAM README); VWL's segmentation code,
+rulixiang/deeplab-pytorch, does the same but averages the 4 losses:
 
 .. code:: text
 
@@ -58,8 +60,8 @@ class MSCEncoderDecoder(EncoderDecoder):
       ``decode.s0.75.loss_ce``) and ``decode.fused.<name>``. MMEngine's
       ``parse_losses`` sums every key containing ``'loss'``, so ``msc_loss='all'``
       is kazuto1011's *sum* of the 4 CE losses. ``msc_loss='mean'`` divides every
-      loss term by the number of outputs (the *average* of rulixiang/deeplab-pytorch
-      used by VWL, vwl.md §2.13); ``msc_loss='fused'`` only supervises the fused
+      loss term by the number of outputs (the *average* of rulixiang/deeplab-pytorch,
+      VWL's segmentation code); ``msc_loss='fused'`` only supervises the fused
       logits (keys ``decode.<name>``). Auxiliary heads, if any, are trained on the
       reference scale's features only (keys ``aux.*`` as in EncoderDecoder).
     * Inference (:meth:`encode_decode`): the fused logits, resized to the input size
@@ -74,7 +76,8 @@ class MSCEncoderDecoder(EncoderDecoder):
     ``msc_scales=None`` or ``(1.0, )`` is exactly EncoderDecoder (same losses, keys and
     outputs).
 
-    **Dense CRF** (``test_cfg.crf``; DeepLab TPAMI §3.3, oaa.md §2.9, vwl.md §2.13):
+    **Dense CRF** (``test_cfg.crf``; DeepLab TPAMI §3.3; the test-time CRF of OAA
+    (TPAMI 2022, §4) and VWL (IJCV 2022, §4.2)):
     ``None`` (default, no CRF), a preset name (``'deeplab_resnet'``, ``'deeplab_vgg'``,
     ...), a dict of :class:`~mmwsss.pseudo.dense_crf.DenseCRF` arguments (optionally
     ``preset=`` + overrides), or ``dict(type='DenseCRFPostProcessor', crf=...,
