@@ -360,15 +360,20 @@ def test_state_round_trip_through_torch_weights_only(tmp_path):
     assert len(fresh.cumulative) == 0
 
 
-def test_test_runs_ignore_the_maps_silently(tmp_path, caplog):
-    """A test / CAM-export run (``runner.test()``: no train loop is built) loads the
-    checkpoint's weights only; the hook neither restores nor talks about the maps."""
+def _saved_checkpoint(runner):
+    """A checkpoint dict holding the state of a hook that saw one step."""
     hook = new_hook(gate='none')
-    runner = make_runner()
     started(hook, runner)
     step(hook, runner, smap([1., 2, 0, 0]), [sample('a', [0, 1])])
     ckpt = {}
     hook.before_save_checkpoint(runner, ckpt)
+    return ckpt
+
+
+def test_test_runs_ignore_the_maps_silently(tmp_path, caplog):
+    """A test / CAM-export run (``runner.test()``: no train loop is built) loads the
+    checkpoint's weights only; the hook neither restores nor talks about the maps."""
+    ckpt = _saved_checkpoint(make_runner())
     for resume in (False, True):
         test_runner = make_runner()
         test_runner._train_loop = dict(type='EpochBasedTrainLoop')  # not built
@@ -455,19 +460,10 @@ def test_rejects_iteration_based_loop_and_foreign_models():
 
 
 def test_state_of_a_newer_version_is_refused_on_resume():
-    hook = new_hook(gate='none')
     runner = make_runner()
-    started(hook, runner)
-    step(hook, runner, smap([1., 2, 0, 0]), [sample('a', [0, 1])])
-    ckpt = {}
-    hook.before_save_checkpoint(runner, ckpt)
+    ckpt = _saved_checkpoint(runner)
     assert ckpt[STATE_KEY]['version'] == OAAHook.state_version
     ckpt[STATE_KEY]['version'] = OAAHook.state_version + 1
     with pytest.raises(ValueError, match='newer'):
         new_hook(gate='none').after_load_checkpoint(runner, ckpt)
 
-
-def test_a_model_without_the_protocol_is_refused():
-    runner = make_runner(nn.Linear(1, 1))
-    with pytest.raises(TypeError, match='records its training steps'):
-        new_hook().before_train(runner)
