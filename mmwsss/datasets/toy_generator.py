@@ -155,6 +155,16 @@ def _marker_pattern(cls_idx, ms):
     return color[None, None] * pat[..., None]
 
 
+def _marker_fits(inner: np.ndarray, ms: int) -> np.ndarray:
+    """The pixels of ``inner`` where an ``ms`` x ``ms`` marker centred as in
+    :func:`_generate_one` lies entirely inside the image."""
+    h, w = inner.shape
+    fits = np.zeros_like(inner)
+    lo = ms // 2
+    fits[lo:h - ms + lo + 1, lo:w - ms + lo + 1] = True
+    return inner & fits
+
+
 def _generate_one(rng, size: int, num_fg: int, max_objects: int):
     """Return (image uint8 HxWx3, label uint8 HxW, saliency uint8 HxW, objects)."""
     for _attempt in range(100):
@@ -182,7 +192,9 @@ def _generate_one(rng, size: int, num_fg: int, max_objects: int):
         ms = max(5, size // 16)
         kernel = np.ones((ms + 4, ms + 4), np.uint8)
         inner = [cv2.erode(v.astype(np.uint8), kernel).astype(bool) for v in visible]
-        ok = ok and all(i.any() for i in inner)
+        # cv2.erode treats pixels beyond the image as set, so `inner` may hold
+        # pixels whose marker would leave the image: at least one must fit
+        ok = ok and all(_marker_fits(i, ms).any() for i in inner)
         if ok:
             break
     else:  # pragma: no cover - practically unreachable with these sizes
@@ -208,6 +220,13 @@ def _generate_one(rng, size: int, num_fg: int, max_objects: int):
         ys, xs = np.nonzero(inn)
         k = int(rng.integers(len(ys)))
         y0, x0 = ys[k] - ms // 2, xs[k] - ms // 2
+        if not (0 <= y0 and 0 <= x0 and y0 + ms <= size and x0 + ms <= size):
+            # the draw put the marker (partly) outside the image: draw again among
+            # the positions where it fits (a draw inside the image is kept as it
+            # was, so every seed that worked before gives the same images)
+            ys, xs = np.nonzero(_marker_fits(inn, ms))
+            k = int(rng.integers(len(ys)))
+            y0, x0 = ys[k] - ms // 2, xs[k] - ms // 2
         img[y0:y0 + ms, x0:x0 + ms] = _marker_pattern(obj['cls'], ms)
     img += rng.normal(0, 4, img.shape)
     img = np.clip(img, 0, 255).astype(np.uint8)

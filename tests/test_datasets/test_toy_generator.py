@@ -107,3 +107,32 @@ def test_marker_is_small_and_class_specific(toy_root):
     assert np.median(fractions) < 0.15       # ... and small
     spread = np.std(np.array(body_means), axis=0).max()
     assert spread < 25                       # body colour shared by classes
+
+
+# (seed, image index) pairs whose first marker draw fell (partly) outside the image:
+# generation crashed there ("could not broadcast input array from shape (8,8,3) into
+# shape (0,8,3)", e.g. make_toy_dataset.py --seed 3)
+MARKER_AT_BORDER = [(1, 401), (2, 106), (3, 81), (4, 70), (8, 51)]
+
+
+@pytest.mark.parametrize('seed,index', MARKER_AT_BORDER)
+def test_marker_redrawn_inside_the_image(seed, index):
+    from mmwsss.datasets.toy_generator import _generate_one, _marker_fits
+    stream = np.random.SeedSequence(seed).spawn(index + 1)[index]
+    img, label, _, objects = _generate_one(np.random.default_rng(stream), 128, 8, 3)
+    assert img.shape == (128, 128, 3) and label.shape == (128, 128)
+    assert sorted(np.unique(label[label > 0]) - 1) == sorted(
+        o['cls'] for o in objects)
+    # the positions a redraw chooses from keep the whole marker in the image
+    fits = _marker_fits(np.ones((128, 128), bool), 8)
+    ys, xs = np.nonzero(fits)
+    assert ys.min() - 4 >= 0 and ys.max() - 4 + 8 <= 128
+    assert xs.min() - 4 >= 0 and xs.max() - 4 + 8 <= 128
+
+
+def test_seed_3_generates(tmp_path):
+    meta = make_toy_dataset(str(tmp_path / 'toy'), seed=3, num_train=82, num_val=1)
+    assert meta['seed'] == 3
+    ids = read_split_ids(str(tmp_path / 'toy' / 'ImageSets' / 'Segmentation' /
+                             'train.txt'))
+    assert len(ids) == 82
