@@ -1,4 +1,4 @@
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch.nn as nn
 from mmseg.models.data_preprocessor import SegDataPreProcessor
@@ -31,20 +31,20 @@ class WSSSDataPreProcessor(SegDataPreProcessor):
 
     def __init__(self, batch_augments: Optional[Sequence[dict]] = None, **kwargs):
         super().__init__(batch_augments=None, **kwargs)
-        augments: List[nn.Module] = []
-        for cfg in batch_augments or []:
-            aug = MODELS.build(cfg) if isinstance(cfg, dict) else cfg
-            if not callable(aug):
-                raise TypeError(f'batch augment {cfg!r} is not callable')
-            augments.append(aug)
+        augments = [
+            MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+            for cfg in batch_augments or []
+        ]
+        for cfg, aug in zip(batch_augments or [], augments):
+            if not isinstance(aug, nn.Module):
+                raise TypeError(f'batch augment {cfg!r} is not an nn.Module '
+                                '(it must follow train() / eval())')
         # a ModuleList: augments move with the model and follow train()/eval()
-        self.augments = nn.ModuleList(
-            [a for a in augments if isinstance(a, nn.Module)])
-        self._augment_list = augments
+        self.augments = nn.ModuleList(augments)
 
     def find_augment(self, cls) -> Optional[Any]:
         """The first batch augment that is an instance of ``cls``, or None."""
-        for aug in self._augment_list:
+        for aug in self.augments:
             if isinstance(aug, cls):
                 return aug
         return None
@@ -57,6 +57,6 @@ class WSSSDataPreProcessor(SegDataPreProcessor):
             for ds in data_samples:
                 ds.set_metainfo(dict(batch_input_shape=shape))
             if training:
-                for aug in self._augment_list:
+                for aug in self.augments:
                     inputs, data_samples = aug(inputs, data_samples)
         return dict(inputs=inputs, data_samples=data_samples)
