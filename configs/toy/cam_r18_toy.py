@@ -73,3 +73,7 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'))
 log_processor = dict(by_epoch=True)
 randomness = dict(seed=0)
+# a row of the method comparison (tools/analysis/compare_methods.py): the seeds are the
+# CAMs exported from the trained classifier. Configs inheriting from this one set their
+# own (`method = None`: not a method); docs/extending.md, section '7. A leaderboard row'
+method = dict(name='CAM', seeds='cams')

@@ -26,3 +26,9 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_evaluator = [dict(type='SeedIoUMetric')]
 test_evaluator = val_evaluator
+# method comparison: the IAM's exported CAMs; the run needs the oaa_maps folder of the
+# same seed's run of oaa_r18_toy.py, passed as --cfg-options attention_targets=DIR
+method = dict(
+    name='OAA+',
+    seeds='cams',
+    requires=dict(attention_targets=('oaa_r18_toy.py', 'oaa_maps')))

@@ -16,3 +16,5 @@ custom_hooks = [
     dict(type='OAAHook', start_epoch=20, fusion='avg', export_dir='oaa_start20_avg'),
     dict(type='OAAHook', start_epoch=20, gate='none', export_dir='oaa_start20_nogate'),
 ]
+# not a row of the method comparison (its maps are in several folders): no `method`
+method = None

@@ -9,3 +9,4 @@ model = dict(
     data_preprocessor=dict(batch_augments=[
         dict(type='AttentionDrop', drop_prob=0.5, threshold=0.6)
     ]))
+method = dict(name='OAA++', seeds='oaa_maps')

@@ -13,6 +13,9 @@ custom_hooks = [
         fallback_last_epoch=True,
         export_dir='oaa_maps'),
 ]
+# method comparison: the seeds are the cumulative maps the OAAHook exports to
+# <work_dir>/oaa_maps after training
+method = dict(name='OAA', seeds='oaa_maps')
 # tools/make_pseudo_labels.py with this config: the OAA saliency rule (the toy's
 # SaliencyMaps) refined by the irn label CRF with its bilateral range scaled to the
 # 128-px toy images (50 px x 128 / 500 = 13 px). Pseudo-label mIoU on the toy CAMs: no CRF
