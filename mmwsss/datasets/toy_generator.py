@@ -44,7 +44,10 @@ _MARKER_COLORS = np.array(
 # Shared body colour (all classes).
 _BODY_COLOR = np.array([176, 124, 84], dtype=np.float32)
 
-GENERATOR_VERSION = 1
+#: The default generator version (``toy_meta.json`` records the one used).
+GENERATOR_VERSION = 2
+#: Versions :func:`make_toy_dataset` can write.
+GENERATOR_VERSIONS = (1, 2)
 
 
 def _regular_polygon(n, r, rot):
@@ -251,6 +254,168 @@ def _generate_one(rng, size: int, num_fg: int, max_objects: int):
     return img, label, sal, objects
 
 
+# ----------------------------------------------------------------------------
+# Version 2: large objects whose body carries weak, partly shared class evidence
+# ----------------------------------------------------------------------------
+# Body colours, each shared by two classes (class c uses colour c // 2), and two
+# stripe periods (class c uses period c % 2): colour and period together identify
+# the class, each alone only narrows it down.
+_V2_BODY_COLORS = np.array(
+    [[178, 120, 80], [96, 140, 96], [112, 112, 168], [160, 150, 70]],
+    dtype=np.float32)
+_V2_PERIODS = (4.5, 7.5)
+#: probability that an attribute of an object's body (colour, period) is that of
+#: another, random class: the body evidence is genuine but weak
+V2_ATTRIBUTE_SWAP = 0.3
+
+
+def _v2_body_attributes(rng, cls_idx: int, num_fg: int) -> Tuple[int, int]:
+    """(colour index, period index) of one body of class ``cls_idx``."""
+    col_cls = cls_idx if rng.random() >= V2_ATTRIBUTE_SWAP else \
+        int(rng.integers(num_fg))
+    per_cls = cls_idx if rng.random() >= V2_ATTRIBUTE_SWAP else \
+        int(rng.integers(num_fg))
+    return (col_cls // 2) % len(_V2_BODY_COLORS), per_cls % 2
+
+
+def _v2_body_texture(rng, size: int, color_idx: int, period_idx: int):
+    """Stripes of a class-typical period on a class-typical colour, with grain."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    period = _V2_PERIODS[period_idx] * rng.uniform(0.9, 1.1)
+    stripes = 0.5 + 0.5 * np.sin(
+        (xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
+    grain = rng.normal(0, 1, (size, size)).astype(np.float32)
+    color = _V2_BODY_COLORS[color_idx] + rng.uniform(-14, 14, 3)
+    tex = color[None, None] * (0.75 + 0.35 * stripes[..., None])
+    tex += grain[..., None] * 8
+    return tex
+
+
+def _v2_background(rng, size: int):
+    """Cluttered but low-saturation background (smooth colour noise around a grey
+    level, line and box clutter), so that saturated class markers are the only
+    strongly coloured small things in an image."""
+    grey = rng.uniform(60, 190)
+    base = grey + rng.uniform(-25, 25, 3)
+    img = base + (_smooth_noise(rng, size, 16, 3) - 0.5) * 50
+    img += (_smooth_noise(rng, size, 16, 1) - 0.5) * 80
+    img += (_smooth_noise(rng, size, 4, 3) - 0.5) * 25
+    for _ in range(rng.integers(3, 8)):
+        color = (rng.uniform(30, 220) + rng.uniform(-30, 30, 3)).tolist()
+        p1 = tuple(int(v) for v in rng.integers(0, size, 2))
+        p2 = tuple(int(v) for v in rng.integers(0, size, 2))
+        if rng.random() < 0.5:
+            cv2.line(img, p1, p2, color, int(rng.integers(1, 3)))
+        else:
+            cv2.rectangle(img, p1, p2, color, 1)
+    return img.astype(np.float32)
+
+
+def _v2_blob_mask(rng, size: int, cx: float, cy: float, r: float) -> np.ndarray:
+    """A smooth random blob (the same shape distribution for every class)."""
+    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    rad = np.ones_like(t)
+    for k in (2, 3, 4):
+        rad += rng.uniform(0, 0.22 / (k - 1)) * np.cos(k * t + rng.uniform(0, 2 * np.pi))
+    aspect = rng.uniform(0.75, 1.0)
+    rot = rng.uniform(0, np.pi)
+    x = rad * np.cos(t) * r
+    y = rad * np.sin(t) * r * aspect
+    pts = np.stack([x * np.cos(rot) - y * np.sin(rot) + cx,
+                    x * np.sin(rot) + y * np.cos(rot) + cy], 1)
+    m = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
+    return m.astype(bool)
+
+
+def _generate_one_v2(rng, size: int, num_fg: int, max_objects: int,
+                     markers: bool = True):
+    """Version 2 of :func:`_generate_one` (same return values).
+
+    Objects are large (radius 0.17-0.32 of the image) random blobs whose silhouette
+    says nothing about the class; the class lives in (a) one small marker (the
+    discriminative part, as in version 1) and (b) the body texture: a class-typical
+    colour shared with one other class and a class-typical stripe period shared with
+    half of the classes, each attribute replaced by that of a random class with
+    probability :data:`V2_ATTRIBUTE_SWAP`. Distractor blobs carry body textures of
+    random classes (no marker, no label). ``markers=False`` paints no marker (the
+    body-only control set); every other pixel is the same.
+    """
+    ms = max(6, size // 12)
+    for _attempt in range(100):
+        n_obj = int(rng.integers(1, max_objects + 1))
+        classes = rng.choice(num_fg, size=n_obj, replace=False)
+        r_lo = size * (0.22 - 0.025 * (n_obj - 1))
+        r_hi = size * (0.32 - 0.04 * (n_obj - 1))
+        masks, objects = [], []
+        for c in classes:
+            r = rng.uniform(r_lo, r_hi)
+            cx, cy = rng.uniform(r * 0.8, size - r * 0.8, 2)
+            masks.append(_v2_blob_mask(rng, size, cx, cy, r))
+            objects.append(dict(cls=int(c)))
+        visible = []
+        for i, m in enumerate(masks):
+            v = m.copy()
+            for later in masks[i + 1:]:
+                v &= ~later
+            visible.append(v)
+        ok = all(v.sum() >= 0.5 * m.sum() and v.sum() >= 400
+                 for v, m in zip(visible, masks))
+        kernel = np.ones((ms + 4, ms + 4), np.uint8)
+        inner = [_marker_fits(cv2.erode(v.astype(np.uint8), kernel).astype(bool), ms)
+                 for v in visible]
+        ok = ok and all(i.any() for i in inner)
+        if ok:
+            break
+    else:  # pragma: no cover - practically unreachable with these sizes
+        raise RuntimeError('toy generator could not place objects')
+
+    label = np.zeros((size, size), np.uint8)
+    img = _v2_background(rng, size)
+    sal = np.zeros((size, size), np.float32)
+    distractors = np.zeros((size, size), bool)
+    for _ in range(int(rng.integers(0, 3))):
+        d = _v2_blob_mask(rng, size, *rng.uniform(0, size, 2),
+                          rng.uniform(size * 0.06, size * 0.13))
+        tex = _v2_body_texture(rng, size,
+                               *_v2_body_attributes(rng, int(rng.integers(num_fg)),
+                                                    num_fg))
+        img[d] = tex[d]
+        distractors |= d
+    for obj, m in zip(objects, masks):
+        tex = _v2_body_texture(rng, size, *_v2_body_attributes(rng, obj['cls'], num_fg))
+        img[m] = tex[m]
+        label[m] = obj['cls'] + 1
+        edge = m & ~cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        img[edge] *= 0.6
+        sal[m] = np.maximum(sal[m], rng.uniform(0.65, 1.0))
+    for obj, inn in zip(objects, inner):
+        ys, xs = np.nonzero(inn)
+        k = int(rng.integers(len(ys)))
+        y0, x0 = ys[k] - ms // 2, xs[k] - ms // 2
+        if markers:
+            img[y0:y0 + ms, x0:x0 + ms] = _marker_pattern(obj['cls'], ms)
+        obj['marker'] = (int(x0), int(y0), int(x0 + ms), int(y0 + ms))
+    img += rng.normal(0, 4, img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    for obj, m, v in zip(objects, masks, visible):
+        ys, xs = np.nonzero(v)
+        obj['bbox'] = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1,
+                       int(ys.max()) + 1)
+        obj['difficult'] = int(v.sum() < 0.75 * m.sum() and rng.random() < 0.5)
+    holes = _smooth_noise(rng, size, 8)[..., 0] < 0.18
+    sal[holes] *= 0.5
+    sal = np.maximum(sal, distractors * rng.uniform(0.3, 0.8))
+    for _ in range(int(rng.integers(0, 3))):
+        sal = np.maximum(sal, _distractor_mask(rng, size) * rng.uniform(0.2, 0.6))
+    sal = cv2.GaussianBlur(sal, (0, 0), sigmaX=rng.uniform(1.5, 3.5))
+    sal += (_smooth_noise(rng, size, 8)[..., 0] - 0.5) * 0.15
+    sal += rng.normal(0, 0.03, sal.shape)
+    sal = (np.clip(sal, 0, 1) * 255).round().astype(np.uint8)
+    return img, label, sal, objects
+
+
 def _voc_xml(img_id: str, size: int, objects: List[dict]) -> str:
     lines = [
         '<annotation>', '  <folder>Toy</folder>',
@@ -278,7 +443,9 @@ def make_toy_dataset(out: str,
                      image_size: int = 128,
                      max_objects: int = 3,
                      num_classes: int = 8,
-                     overwrite: bool = False) -> Dict:
+                     overwrite: bool = False,
+                     version: int = GENERATOR_VERSION,
+                     markers: bool = True) -> Dict:
     """Generate the toy dataset under ``out`` (deterministic for a given seed).
 
     If ``out`` already holds a toy dataset made with the same parameters, nothing
@@ -294,14 +461,22 @@ def make_toy_dataset(out: str,
         raise ValueError('max_objects must be in [1, num_classes]')
     if image_size < 64:
         raise ValueError('image_size must be at least 64')
+    if version not in GENERATOR_VERSIONS:
+        raise ValueError(f'version must be one of {GENERATOR_VERSIONS}, got '
+                         f'{version!r}')
+    if not markers and version < 2:
+        raise ValueError('markers=False (the body-only control set) needs '
+                         'version 2')
     meta = dict(
-        generator_version=GENERATOR_VERSION,
+        generator_version=version,
         seed=seed,
         num_train=num_train,
         num_val=num_val,
         image_size=image_size,
         max_objects=max_objects,
         classes=list(TOY_CLASSES[:num_classes + 1]))
+    if version >= 2:
+        meta['markers'] = bool(markers)
     out = osp.abspath(out)
     meta_path = osp.join(out, 'toy_meta.json')
     if osp.exists(out):
@@ -345,8 +520,12 @@ def _write_toy(root: str, meta: Dict) -> None:
         for i in range(start, stop):
             img_id = f'toy_{split}_{i - start:05d}'
             rng = np.random.default_rng(seeds[i])
-            img, label, sal, objects = _generate_one(rng, size, num_fg,
-                                                     meta['max_objects'])
+            if meta['generator_version'] == 1:
+                img, label, sal, objects = _generate_one(
+                    rng, size, num_fg, meta['max_objects'])
+            else:
+                img, label, sal, objects = _generate_one_v2(
+                    rng, size, num_fg, meta['max_objects'], meta['markers'])
             save_jpg_atomic(osp.join(root, 'JPEGImages', img_id + '.jpg'), img)
             save_png_atomic(
                 osp.join(root, 'SegmentationClass', img_id + '.png'), label,
