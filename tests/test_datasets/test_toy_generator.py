@@ -82,10 +82,19 @@ def test_skip_and_refuse_overwrite(tmp_path):
     assert os.listdir(tmp_path) == ['toy']
 
 
-def test_marker_is_small_and_class_specific(toy_root):
-    """The class evidence that is *unique* to a class (its marker colour) covers a
-    small part of the object, while the body texture is shared by all classes."""
+@pytest.fixture(scope='module')
+def toy_v1_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('toy_v1') / 'toy')
+    make_toy_dataset(root, seed=0, num_train=16, num_val=8, version=1)
+    return root
+
+
+def test_marker_is_small_and_class_specific_v1(toy_v1_root):
+    """Version 1: the class evidence that is *unique* to a class (its marker colour)
+    covers a small part of the object, while the body texture is shared by all
+    classes."""
     from mmwsss.datasets.toy_generator import _MARKER_COLORS
+    toy_root = toy_v1_root
     ids = read_split_ids(osp.join(toy_root, 'ImageSets/Segmentation/train.txt'))
     fractions = []
     body_means = []
@@ -136,3 +145,115 @@ def test_seed_3_generates(tmp_path):
     ids = read_split_ids(str(tmp_path / 'toy' / 'ImageSets' / 'Segmentation' /
                              'train.txt'))
     assert len(ids) == 82
+
+
+def test_version_1_unchanged(toy_v1_root):
+    """``version=1`` still writes the earlier data: the decoded label and saliency
+    maps of the first train images of seed 0 hash as the version-1 generator's
+    (commit 38e0f57) did; the saliency maps are drawn last, so they change if any
+    random draw before them does."""
+    import hashlib
+    with open(osp.join(toy_v1_root, 'toy_meta.json')) as f:
+        meta = json.load(f)
+    assert meta['generator_version'] == 1 and 'markers' not in meta
+    h = hashlib.md5()
+    for i in range(4):
+        for d in ('SegmentationClass', 'SaliencyMaps'):
+            arr = np.array(Image.open(osp.join(toy_v1_root, d,
+                                               f'toy_train_{i:05d}.png')))
+            h.update(np.ascontiguousarray(arr).tobytes())
+    assert h.hexdigest() == '4f8d03bfef065eccf159dd1b9ab65113'
+
+
+def test_meta_records_version_and_markers(tmp_path):
+    from mmwsss.datasets.toy_generator import GENERATOR_VERSION
+    meta = make_toy_dataset(str(tmp_path / 'a'), seed=0, num_train=2, num_val=1)
+    assert GENERATOR_VERSION == 2
+    assert meta['generator_version'] == 2 and meta['markers'] is True
+    with open(tmp_path / 'a' / 'toy_meta.json') as f:
+        assert json.load(f) == meta
+    meta = make_toy_dataset(str(tmp_path / 'b'), seed=0, num_train=2, num_val=1,
+                            markers=False)
+    assert meta['markers'] is False
+    with pytest.raises(ValueError, match='version'):
+        make_toy_dataset(str(tmp_path / 'c'), version=3)
+    with pytest.raises(ValueError, match='version 2'):
+        make_toy_dataset(str(tmp_path / 'c'), version=1, markers=False)
+
+
+def _v2(seed, index, markers=True):
+    from mmwsss.datasets.toy_generator import _generate_one_v2
+    stream = np.random.SeedSequence(seed).spawn(index + 1)[index]
+    return _generate_one_v2(np.random.default_rng(stream), 128, 8, 3, markers)
+
+
+@pytest.mark.parametrize('seed', range(20))
+def test_v2_every_seed_generates(seed):
+    """20 seeds x 8 images (in place of whole datasets): every image is valid, every
+    object is visible with its marker inside the image and inside the object."""
+    for index in range(8):
+        img, label, sal, objects = _v2(seed, index)
+        assert img.shape == (128, 128, 3) and img.dtype == np.uint8
+        assert label.shape == sal.shape == (128, 128)
+        assert sorted(set(np.unique(label)) - {0}) == sorted(
+            o['cls'] + 1 for o in objects)
+        for o in objects:
+            x0, y0, x1, y1 = o['marker']
+            assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 128
+            assert (label[y0:y1, x0:x1] == o['cls'] + 1).all()
+
+
+def test_v2_objects_large_and_marker_small(toy_root):
+    """Version 2 (the default, ``toy_root``): objects cover many CAM cells (stride 8)
+    and the marker (the only part unique to a class) is a few % of the object."""
+    ids = read_split_ids(osp.join(toy_root, 'ImageSets/Segmentation/train.txt'))
+    areas = []
+    for img_id in ids:
+        lab = np.array(Image.open(osp.join(toy_root, 'SegmentationClass',
+                                           img_id + '.png')))
+        areas += [(lab == c).sum() for c in np.unique(lab) if c]
+    areas = np.array(areas)
+    assert np.median(areas) > 2000          # > 30 CAM cells of 8 x 8 px
+    assert (100 / areas).max() < 0.25       # the 10 x 10 marker
+    assert np.median(100 / areas) < 0.05
+
+
+def test_v2_markers_false_changes_only_the_markers():
+    """The body-only control set: every pixel outside the marker squares is the same
+    as with markers; inside, the marker colour is gone."""
+    from mmwsss.datasets.toy_generator import _MARKER_COLORS
+    for index in range(6):
+        a, la, sa, objs = _v2(5, index, markers=True)
+        b, lb, sb, _ = _v2(5, index, markers=False)
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(sa, sb)
+        in_marker = np.zeros((128, 128), bool)
+        for o in objs:
+            x0, y0, x1, y1 = o['marker']
+            in_marker[y0:y1, x0:x1] = True
+            colour = _MARKER_COLORS[o['cls']].astype(float)
+            dist_a = np.abs(a[y0:y1, x0:x1].astype(float) - colour).sum(-1)
+            dist_b = np.abs(b[y0:y1, x0:x1].astype(float) - colour).sum(-1)
+            assert dist_a.min() < 60 and np.median(dist_b) > np.median(dist_a)
+        np.testing.assert_array_equal(a[~in_marker], b[~in_marker])
+
+
+def test_v2_body_evidence_partly_shared():
+    """Body colour is shared by class pairs, the stripe period by half the classes,
+    and each is that of another class with probability V2_ATTRIBUTE_SWAP: the body
+    is evidence for its class, not proof."""
+    from mmwsss.datasets.toy_generator import (V2_ATTRIBUTE_SWAP,
+                                               _v2_body_attributes)
+    rng = np.random.default_rng(0)
+    n = 4000
+    for c in (0, 5):
+        draws = np.array([_v2_body_attributes(rng, c, 8) for _ in range(n)])
+        own_colour = (draws[:, 0] == c // 2).mean()
+        own_period = (draws[:, 1] == c % 2).mean()
+        # kept with 1 - p, plus a random class that happens to share it
+        assert own_colour == pytest.approx(
+            1 - V2_ATTRIBUTE_SWAP + V2_ATTRIBUTE_SWAP * 2 / 8, abs=0.03)
+        assert own_period == pytest.approx(
+            1 - V2_ATTRIBUTE_SWAP + V2_ATTRIBUTE_SWAP / 2, abs=0.03)
+    # the partner class (2k, 2k+1) has the same colour and the other period
+    assert _v2_body_attributes(np.random.default_rng(1), 2, 8)[0] == 1
