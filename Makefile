@@ -1,4 +1,4 @@
-# mmwsss — `make install`, `make test`, `make demo`.
+# mmwsss — `make install`, `make test`, `make demo [METHOD=oaa]`.
 # Everything goes into .venv/ at the repository root (CPU stack; see README for GPU installs).
 
 SHELL := /bin/bash
@@ -37,8 +37,12 @@ $(STAMP): $(REQS)
 test: install
 	$(PY) -m pytest tests -q
 
+# the seed method of the demo: configs/toy/$(METHOD)_r18_toy.py (cam, oaa, oaa_drop,
+# iam, iam_drop)
+METHOD ?= oaa
+
 demo: install
-	bash tools/demo.sh
+	METHOD=$(METHOD) bash tools/demo.sh
 
 clean-venv:
 	rm -rf $(VENV)

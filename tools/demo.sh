@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# `make demo`: the whole WSSS pipeline on the embedded toy dataset, on CPU, stage by
-# stage with the standard tools (the same commands work on VOC with its configs):
-#   [1] toy data  [2] classifier with OAA (its final model = the CAM baseline)
-#   [3] seeds: CAM export + seed evaluation of CAM and OAA maps
-#   [4] pseudo labels (OAA saliency rule + dense CRF) + their quality
+# `make demo [METHOD=oaa]`: the whole WSSS pipeline on the embedded toy dataset, on
+# CPU, stage by stage with the standard tools (the same commands work on VOC with its
+# configs). METHOD names the seed method: configs/toy/${METHOD}_r18_toy.py, a config
+# with a `method` dict (docs/extending.md): cam, oaa (default), oaa_drop (OAA++),
+# iam (OAA+), iam_drop (OAA+++).
+#   [1] toy data  [2] the method's classifier (first the run it requires, if any)
+#   [3] seeds: CAM export of the classifier + seed evaluation of the CAMs and of the
+#       method's seed maps
+#   [4] pseudo labels (the config's pseudo_label_rule; without one, the seed
+#       threshold rule at the best seed threshold) + their quality
 #   [5] DeepLab-LargeFOV on the pseudo labels  [6] the same on GT (upper bound)
 #   [7] evaluation (single scale, and multi-scale + flip + CRF), summary.json,
 #       overview.png
@@ -12,8 +17,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-WORK=${DEMO_WORK_DIR:-work_dirs/demo}
+METHOD=${METHOD:-oaa}
+CFG=configs/toy/${METHOD}_r18_toy.py
+WORK=${DEMO_WORK_DIR:-work_dirs/demo/$METHOD}
 DATA=${DEMO_DATA_ROOT:-data/toy}
+PSEUDO=PseudoLabels/demo_$METHOD
+# the method declaration: "name", "seeds" and one "requires KEY CONFIG FOLDER" line per
+# run it needs (e.g. OAA+ trains on the maps of the OAA run)
+if ! INFO=$("$PY" -c '
+import sys
+from mmwsss.evaluation.compare import load_method
+spec = load_method(sys.argv[1])
+if spec is None:
+    sys.exit(f"{sys.argv[1]} declares no method (no `method` dict)")
+print("name", spec.name.replace(" ", "_"))
+print("seeds", spec.seeds)
+print("rule", "yes" if spec.pseudo_label_rule else "no")
+for key, (cfg, folder) in spec.requires.items():
+    print("requires", key, cfg, folder)
+' "$CFG" 2>&1); then
+  echo "METHOD=$METHOD: $CFG is not a method config (${INFO##*$'\n'})." >&2
+  echo "Methods: $(cd configs/toy && grep -l '^method = dict' ./*_r18_toy.py | sed 's|./||; s|_r18_toy.py||' | tr '\n' ' ')" >&2
+  exit 2
+fi
+M_NAME=$(awk '$1 == "name" {print $2}' <<< "$INFO")
+M_SEEDS=$(awk '$1 == "seeds" {print $2}' <<< "$INFO")
 TOY_ARGS=()
 CLS_OPTS=()
 SEG_OPTS=()
@@ -36,36 +64,55 @@ stage() {
 stage 1 "toy dataset -> $DATA"
 "$PY" tools/misc/make_toy_dataset.py --out "$DATA" --overwrite "${TOY_ARGS[@]}"
 mkdir -p "$WORK"
-if ! cmp -s "$DATA/toy_meta.json" "$WORK/toy_meta.json"; then
-  # results made on other toy data are stale
-  rm -rf "$WORK" "$DATA/PseudoLabels/demo" && mkdir -p "$WORK"
+if ! cmp -s "$DATA/toy_meta.json" "$WORK/toy_meta.json" || \
+   [ "$(cat "$WORK/method" 2>/dev/null)" != "$METHOD" ]; then
+  # results made on other toy data (or by another method) are stale
+  rm -rf "$WORK" "$DATA/$PSEUDO" && mkdir -p "$WORK"
   cp "$DATA/toy_meta.json" "$WORK/toy_meta.json"
+  echo "$METHOD" > "$WORK/method"
 fi
 
-stage 2 "classifier + OAA: tools/train.py configs/toy/oaa_r18_toy.py"
-"$PY" tools/train.py configs/toy/oaa_r18_toy.py --work-dir "$WORK/cls" --resume \
-  --cfg-options "${DROOT[@]}" "${CLS_OPTS[@]}"
+stage 2 "classifier ($M_NAME): tools/train.py $CFG"
+REQ_OPTS=()
+while read -r _ key req folder; do
+  stem=$(basename "$req" .py)
+  echo "$M_NAME needs the $folder of $stem: tools/train.py $req"
+  "$PY" tools/train.py "$req" --work-dir "$WORK/$stem" --resume \
+    --cfg-options "${DROOT[@]}" "${CLS_OPTS[@]}" < /dev/null
+  REQ_OPTS+=("$key=$WORK/$stem/$folder")
+done < <(grep '^requires ' <<< "$INFO" || true)
+"$PY" tools/train.py "$CFG" --work-dir "$WORK/cls" --resume \
+  --cfg-options "${DROOT[@]}" "${CLS_OPTS[@]}" "${REQ_OPTS[@]}"
 CKPT=$(cat "$WORK/cls/last_checkpoint")
 
-stage 3 "seeds: tools/export_cams.py + tools/eval_seeds.py (CAM and OAA maps)"
-"$PY" tools/export_cams.py configs/toy/oaa_r18_toy.py "$CKPT" --out "$WORK/cams" \
+stage 3 "seeds: tools/export_cams.py + tools/eval_seeds.py (CAM, $M_NAME)"
+"$PY" tools/export_cams.py "$CFG" "$CKPT" --out "$WORK/cams" \
   --cfg-options "${DROOT[@]}"
-"$PY" tools/eval_seeds.py "$WORK/cams" configs/toy/oaa_r18_toy.py --no-progress \
+"$PY" tools/eval_seeds.py "$WORK/cams" "$CFG" --no-progress \
   --out "$WORK/seeds_cam.json" --cfg-options "${DROOT[@]}" | tail -n 1
-"$PY" tools/eval_seeds.py "$WORK/cls/oaa_maps" configs/toy/oaa_r18_toy.py --no-progress \
-  --out "$WORK/seeds_oaa.json" --cfg-options "${DROOT[@]}" | tail -n 1
+SEEDS=$WORK/cams
+if [ "$M_SEEDS" != cams ]; then
+  SEEDS=$WORK/cls/$M_SEEDS
+  "$PY" tools/eval_seeds.py "$SEEDS" "$CFG" --no-progress \
+    --out "$WORK/seeds_method.json" --cfg-options "${DROOT[@]}" | tail -n 1
+fi
 
-stage 4 "pseudo labels: tools/make_pseudo_labels.py (OAA saliency rule + dense CRF)"
-# the rule is the config's pseudo_label_rule: SaliencyBackground + the irn label CRF
-# with its kernel scaled to the 128-px toy images
-"$PY" tools/make_pseudo_labels.py configs/toy/oaa_r18_toy.py "$WORK/cams" \
-  --out "$DATA/PseudoLabels/demo" --workers 2 --eval --json "$WORK/pseudo_labels.json" \
+stage 4 "pseudo labels from the $M_NAME seeds: tools/make_pseudo_labels.py"
+RULE=()
+if [ "$(awk '$1 == "rule" {print $2}' <<< "$INFO")" = no ]; then
+  # no rule in the config: the seed rule itself at the best seed threshold
+  THR=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_threshold"])' \
+    "$WORK/$([ "$M_SEEDS" = cams ] && echo seeds_cam || echo seeds_method).json")
+  RULE=(--rule ThresholdBackground --rule-options "threshold=$THR")
+fi
+"$PY" tools/make_pseudo_labels.py "$CFG" "$SEEDS" "${RULE[@]}" \
+  --out "$DATA/$PSEUDO" --workers 2 --eval --json "$WORK/pseudo_labels.json" \
   --cfg-options "${DROOT[@]}" | tail -n 1
 
 stage 5 "DeepLab-LargeFOV on pseudo labels: tools/train.py configs/toy/largefov_r18_toy_pseudo.py"
 "$PY" tools/train.py configs/toy/largefov_r18_toy_pseudo.py --work-dir "$WORK/seg_pseudo" \
   --resume --cfg-options "${DROOT[@]}" \
-  train_dataloader.dataset.data_prefix.pseudo_label_path=PseudoLabels/demo "${SEG_OPTS[@]}"
+  train_dataloader.dataset.data_prefix.pseudo_label_path="$PSEUDO" "${SEG_OPTS[@]}"
 
 stage 6 "DeepLab-LargeFOV on GT: tools/train.py configs/toy/largefov_r18_toy_gt.py"
 "$PY" tools/train.py configs/toy/largefov_r18_toy_gt.py --work-dir "$WORK/seg_gt" \
@@ -86,5 +133,6 @@ for v in pseudo gt; do
         cat "$WORK/seg_${v}_test_${mode}.log"; exit 1; }
   done
 done
-"$PY" tools/misc/demo_summary.py "$WORK" --data-root "$DATA"
+"$PY" tools/misc/demo_summary.py "$WORK" --data-root "$DATA" --method "$METHOD" \
+  --method-name "$M_NAME" --seeds-dir "$SEEDS" --pseudo-dir "$DATA/$PSEUDO"
 echo "   (stage 7 took $(( SECONDS - TS )) s; demo total $(( SECONDS - T0 )) s)"

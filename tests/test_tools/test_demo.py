@@ -22,6 +22,7 @@ def test_fast_demo_end_to_end(tmp_path, python_exe):
     work = tmp_path / 'work'
     with open(work / 'summary.json') as f:
         s = json.load(f)
+    assert s['method'] == 'oaa' and s['method_name'] == 'OAA'
     assert set(s['seed_miou']) == {'cam', 'oaa'}
     assert set(s['seg_miou']) == {'pseudo', 'gt'}
     assert set(s['seg_miou_tta_crf']) == {'pseudo', 'gt'}
@@ -35,12 +36,13 @@ def test_fast_demo_end_to_end(tmp_path, python_exe):
     assert 0 <= s['pseudo_label_ignored_ratio'] <= 100
     assert osp.getsize(work / 'overview.png') > 1000
     # the printed table shows the same figures
-    assert 'seeds: plain CAM' in p.stdout
+    assert 'seeds: CAM of the OAA classifier' in p.stdout
+    assert 'seeds: OAA (train)' in p.stdout
     assert f"{s['seg_miou']['gt']:8.2f}" in p.stdout
     assert f"{s['pseudo_label_miou']:8.2f}" in p.stdout
     # resumable: a second run skips the finished stages
     mtime = os.path.getmtime(work / 'cls' / 'last_checkpoint')
-    labels = tmp_path / 'toy' / 'PseudoLabels' / 'demo'
+    labels = tmp_path / 'toy' / 'PseudoLabels' / 'demo_oaa'
     first = sorted(os.listdir(labels))[0]
     label_mtime = os.path.getmtime(labels / first)
     metrics = work / 'seg_pseudo_metrics_tta.json'
@@ -52,3 +54,19 @@ def test_fast_demo_end_to_end(tmp_path, python_exe):
     assert os.path.getmtime(work / 'cls' / 'last_checkpoint') == mtime
     assert os.path.getmtime(metrics) == metrics_mtime
     assert 'all CAM files of the train split already exist' in p2.stdout
+
+
+def test_demo_unknown_method(tmp_path, python_exe):
+    """``make demo METHOD=x`` without configs/toy/x_r18_toy.py stops at once (exit 2)
+    naming the missing config and listing the methods."""
+    env = run_env()
+    env.update(METHOD='nope', PYTHON=python_exe,
+               DEMO_WORK_DIR=str(tmp_path / 'work'),
+               DEMO_DATA_ROOT=str(tmp_path / 'toy'))
+    p = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    assert 'configs/toy/nope_r18_toy.py' in p.stderr
+    methods = p.stderr.split('Methods:')[1].split()
+    assert {'cam', 'oaa', 'oaa_drop', 'iam', 'iam_drop'} <= set(methods)
+    assert not osp.exists(tmp_path / 'toy')  # nothing generated

@@ -1,11 +1,16 @@
 """Collect the figures of a `make demo` run into summary.json, print them as a table
-and draw overview.png (image, GT, CAM, OAA map, pseudo label, prediction).
+and draw overview.png (image, GT, CAM, the method's seed map, pseudo label,
+prediction).
 
     python tools/misc/demo_summary.py WORK_DIR [--data-root data/toy] [--num-images 4]
+        [--method oaa] [--method-name OAA] [--seeds-dir DIR] [--pseudo-dir DIR]
 
-WORK_DIR is the demo's work dir (tools/demo.sh): seeds_cam.json, seeds_oaa.json,
-pseudo_labels.json, seg_{pseudo,gt}_metrics_{single,tta}.json, the CAM and
-OAA-map folders and the segmentation checkpoints.
+WORK_DIR is the demo's work dir (tools/demo.sh): seeds_cam.json (the CAMs of the
+trained classifier), seeds_method.json (the method's seed maps when they are not those
+CAMs, e.g. OAA's cumulative maps), pseudo_labels.json,
+seg_{pseudo,gt}_metrics_{single,tta}.json, the CAM folder and the segmentation
+checkpoints. ``--seeds-dir`` is the method's seed folder (default WORK_DIR/cams),
+``--pseudo-dir`` the pseudo labels (default DATA_ROOT/PseudoLabels/demo_METHOD).
 """
 import argparse
 import json
@@ -30,18 +35,25 @@ def _load(path: str) -> dict:
         return json.load(f)
 
 
-def collect(work: str) -> dict:
+def collect(work: str, method: str = 'oaa', method_name: str = 'OAA') -> dict:
+    """The demo's figures. ``seed_miou`` has the key ``cam`` (the CAMs of the trained
+    classifier) and ``method`` (the method's seed maps); a method whose seeds are
+    those CAMs (e.g. ``cam``, ``iam``) has only its own key."""
     seg = {}
     for v in ('pseudo', 'gt'):
         for mode in ('single', 'tta'):
             m = _load(osp.join(work, f'seg_{v}_metrics_{mode}.json'))
             seg[(v, mode)] = float(m['mIoU'])
     pl = _load(osp.join(work, 'pseudo_labels.json'))
+    cam = _load(osp.join(work, 'seeds_cam.json'))['mIoU']
+    method_json = osp.join(work, 'seeds_method.json')
+    seeds = {method: cam}
+    if osp.isfile(method_json):
+        seeds = {'cam': cam, method: _load(method_json)['mIoU']}
     return {
-        'seed_miou': {
-            'cam': _load(osp.join(work, 'seeds_cam.json'))['mIoU'],
-            'oaa': _load(osp.join(work, 'seeds_oaa.json'))['mIoU'],
-        },
+        'method': method,
+        'method_name': method_name,
+        'seed_miou': seeds,
         'pseudo_label_miou': pl['mIoU'],
         'pseudo_label_ignored_ratio': pl['ignored_ratio'],
         # single-scale test
@@ -58,9 +70,13 @@ def collect(work: str) -> dict:
 
 
 def table(s: dict) -> str:
-    rows = [
-        ('seeds: plain CAM (train)', s['seed_miou']['cam']),
-        ('seeds: OAA cumulative maps (train)', s['seed_miou']['oaa']),
+    method, name = s['method'], s['method_name']
+    rows = []
+    if 'cam' in s['seed_miou'] and method != 'cam':
+        rows.append((f'seeds: CAM of the {name} classifier (train)',
+                     s['seed_miou']['cam']))
+    rows += [
+        (f'seeds: {name} (train)', s['seed_miou'][method]),
         ('pseudo labels (train, labelled pixels)', s['pseudo_label_miou']),
         ('LargeFOV on pseudo labels (val)', s['seg_miou']['pseudo']),
         ('  + multi-scale, flip, CRF', s['seg_miou_tta_crf']['pseudo']),
@@ -76,7 +92,8 @@ def table(s: dict) -> str:
     return '\n'.join(lines)
 
 
-def overview(work: str, data_root: str, out: str, num: int) -> None:
+def overview(work: str, data_root: str, out: str, num: int, seeds_dir: str,
+             pseudo_dir: str, method_name: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -91,7 +108,9 @@ def overview(work: str, data_root: str, out: str, num: int) -> None:
     ckpt = open(osp.join(work, 'seg_pseudo', 'last_checkpoint')).read().strip()
     cfg = osp.join(REPO, 'configs', 'toy', 'largefov_r18_toy_pseudo.py')
     model = init_model(cfg, ckpt, device='cpu')
-    cols = ['image', 'GT', 'CAM', 'OAA map', 'pseudo label', 'prediction']
+    same = osp.realpath(seeds_dir) == osp.realpath(osp.join(work, 'cams'))
+    cols = ['image', 'GT', 'CAM'] + ([] if same else [f'{method_name} map']) + [
+        'pseudo label', 'prediction']
     fig, axes = plt.subplots(len(ids), len(cols),
                              figsize=(2.2 * len(cols), 2.2 * len(ids)))
     axes = np.atleast_2d(axes)
@@ -101,13 +120,12 @@ def overview(work: str, data_root: str, out: str, num: int) -> None:
         gt = read_label_png(
             osp.join(data_root, 'SegmentationClass', img_id + '.png'))
         cam = load_cam(cam_path(osp.join(work, 'cams'), img_id)).dense().max(0)
-        oaa = load_cam(cam_path(osp.join(work, 'cls', 'oaa_maps'),
-                                img_id)).dense().max(0)
-        pseudo = read_label_png(
-            osp.join(data_root, 'PseudoLabels', 'demo', img_id + '.png'))
+        maps = [] if same else [
+            load_cam(cam_path(seeds_dir, img_id)).dense().max(0)]
+        pseudo = read_label_png(osp.join(pseudo_dir, img_id + '.png'))
         pred = inference_model(model, img_path).pred_sem_seg.data[0].numpy()
-        panels = [img, palette[gt], cam, oaa, palette[pseudo],
-                  palette[pred.astype(np.uint8)]]
+        panels = [img, palette[gt], cam] + maps + [
+            palette[pseudo], palette[pred.astype(np.uint8)]]
         for c, (ax, p) in enumerate(zip(axes[r], panels)):
             ax.imshow(p, cmap='jet' if p.ndim == 2 else None, vmin=0, vmax=1)
             ax.set_xticks([])
@@ -125,13 +143,24 @@ def main(argv=None):
     p.add_argument('work_dir')
     p.add_argument('--data-root', default='data/toy')
     p.add_argument('--num-images', type=int, default=4)
+    p.add_argument('--method', default='oaa',
+                   help='the METHOD of the demo (summary key)')
+    p.add_argument('--method-name', default='OAA', help='its display name')
+    p.add_argument('--seeds-dir', help='the method\'s seed maps (default '
+                   'WORK_DIR/cams)')
+    p.add_argument('--pseudo-dir', help='the pseudo labels (default '
+                   'DATA_ROOT/PseudoLabels/demo_METHOD)')
     args = p.parse_args(argv)
-    summary = collect(args.work_dir)
+    seeds_dir = args.seeds_dir or osp.join(args.work_dir, 'cams')
+    pseudo_dir = args.pseudo_dir or osp.join(args.data_root, 'PseudoLabels',
+                                             f'demo_{args.method}')
+    summary = collect(args.work_dir, args.method, args.method_name)
     with atomic_write(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     print(table(summary))
     png = osp.join(args.work_dir, 'overview.png')
-    overview(args.work_dir, args.data_root, png, args.num_images)
+    overview(args.work_dir, args.data_root, png, args.num_images, seeds_dir,
+             pseudo_dir, args.method_name)
     print(f"\nwrote {osp.join(args.work_dir, 'summary.json')} and {png}")
 
 
