@@ -71,8 +71,7 @@ LOG_EVERY_ITERATION = ('default_hooks.logger.interval=1',
 FALLBACK_RULE = 'ThresholdBackground'
 #: the outputs in the work dir
 LEADERBOARD_JSON = 'leaderboard.json'
-# (in two parts: tests/test_doc_references.py takes a whole *.md name for a page)
-LEADERBOARD_MD = 'leaderboard' + '.md'
+LEADERBOARD_MD = 'leaderboard.md'
 GRID_PNG = 'grid.png'
 #: the metrics of a run aggregated over seeds
 METRICS = ('seed_miou', 'best_threshold', 'attn_recall', 'attn_noise',
@@ -789,7 +788,8 @@ def build_leaderboard(methods: Sequence[MethodSpec], seeds: Sequence[int],
                       results: Dict[Tuple[str, int], dict], baseline: MethodSpec,
                       toy_meta: dict, command: str, data_root: str) -> dict:
     """The leaderboard (``leaderboard.json``): per method its runs and the mean and
-    std over seeds of :data:`METRICS`. ``step_time_rel`` is a run's step time over
+    std over seeds of :data:`METRICS`; rows: the baseline, then the others by mean
+    seed mIoU, best first. ``step_time_rel`` is a run's step time over
     the baseline's step time of the same seed."""
     rows = []
     for spec in methods:
@@ -819,6 +819,10 @@ def build_leaderboard(methods: Sequence[MethodSpec], seeds: Sequence[int],
             mean={k: v[0] for k, v in stats.items()},
             std={k: v[1] for k, v in stats.items()},
             per_seed=per_seed))
+    # a leaderboard: the baseline first, then by mean seed mIoU (best first)
+    rows.sort(key=lambda r: (r['config'] != _rel_config(baseline.config),
+                             r['mean']['seed_miou'] is None,
+                             -(r['mean']['seed_miou'] or 0.0)))
     return OrderedDict(
         command=command,
         data_root=data_root,

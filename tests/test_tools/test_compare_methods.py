@@ -325,6 +325,19 @@ def test_leaderboard():
     assert '* CAM: `ThresholdBackground` at the best seed threshold of each run' in md
 
 
+def test_leaderboard_order():
+    """Rows: the baseline first, then by mean seed mIoU (best first), whatever the
+    order of the methods."""
+    cam, oaa, drop = (_spec(c) for c in ('cam_r18_toy.py', 'oaa_r18_toy.py',
+                                         'oaa_drop_r18_toy.py'))
+    results = {('cam_r18_toy', 0): _result(cam, 0, 60.0, 0.2),
+               ('oaa_r18_toy', 0): _result(oaa, 0, 45.0, 0.2),
+               ('oaa_drop_r18_toy', 0): _result(drop, 0, 50.0, 0.2)}
+    board = compare.build_leaderboard([oaa, drop, cam], [0], results, cam, {},
+                                      'python x', '/d')
+    assert [r['name'] for r in board['methods']] == ['CAM', 'OAA++', 'OAA']
+
+
 def test_grid_shows_the_seed_labels(toy_root, tmp_path):
     """The seed labels of a column are CamRecord.seed at its threshold: CAMs of 0.9
     on each GT class give the GT (threshold 0.5), all background at 0.95."""
