@@ -997,7 +997,10 @@ def write_results(work_dir: str, methods: Sequence[MethodSpec],
     with atomic_write(osp.join(work_dir, LEADERBOARD_MD), 'w') as f:
         f.write(format_leaderboard_md(board))
     items = grid_items(methods[0].config, data_root, grid_rows)
+    # the columns in the leaderboard's order
+    by_config = {_rel_config(m.config): m for m in methods}
+    ordered = [by_config[row['config']] for row in board['methods']]
     columns = [(m.name, results[(m.stem, seeds[0])]['seed_dir'],
-                results[(m.stem, seeds[0])]['best_threshold']) for m in methods]
+                results[(m.stem, seeds[0])]['best_threshold']) for m in ordered]
     draw_grid(items, columns, osp.join(work_dir, GRID_PNG))
     return board
