@@ -168,6 +168,35 @@ def _marker_fits(inner: np.ndarray, ms: int) -> np.ndarray:
     return inner & fits
 
 
+def _finish(rng, size: int, img: np.ndarray, sal: np.ndarray,
+            distractors: np.ndarray, objects: List[dict], masks: List[np.ndarray],
+            visible: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """The last steps of every generator version (in this order of random draws):
+    image noise, the objects' boxes and ``difficult`` flags, and the saliency map
+    (blurred, partially missing, with false positives on the distractors and random
+    blobs, and noise). Returns the uint8 image and saliency map; ``img`` (float32)
+    and ``sal`` are modified in place."""
+    img += rng.normal(0, 4, img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    # objects' bounding boxes from their visible parts
+    for obj, m, v in zip(objects, masks, visible):
+        ys, xs = np.nonzero(v)
+        obj['bbox'] = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1,
+                       int(ys.max()) + 1)
+        # heavily occluded objects are sometimes flagged difficult, as in VOC
+        obj['difficult'] = int(v.sum() < 0.75 * m.sum() and rng.random() < 0.5)
+    holes = _smooth_noise(rng, size, 8)[..., 0] < 0.18
+    sal[holes] *= 0.5
+    sal = np.maximum(sal, distractors * rng.uniform(0.3, 0.8))
+    for _ in range(int(rng.integers(0, 3))):
+        sal = np.maximum(sal, _distractor_mask(rng, size) * rng.uniform(0.2, 0.6))
+    sal = cv2.GaussianBlur(sal, (0, 0), sigmaX=rng.uniform(1.5, 3.5))
+    sal += (_smooth_noise(rng, size, 8)[..., 0] - 0.5) * 0.15
+    sal += rng.normal(0, 0.03, sal.shape)
+    sal = (np.clip(sal, 0, 1) * 255).round().astype(np.uint8)
+    return img, sal
+
+
 def _generate_one(rng, size: int, num_fg: int, max_objects: int):
     """Return (image uint8 HxWx3, label uint8 HxW, saliency uint8 HxW, objects)."""
     for _attempt in range(100):
@@ -231,26 +260,7 @@ def _generate_one(rng, size: int, num_fg: int, max_objects: int):
             k = int(rng.integers(len(ys)))
             y0, x0 = ys[k] - ms // 2, xs[k] - ms // 2
         img[y0:y0 + ms, x0:x0 + ms] = _marker_pattern(obj['cls'], ms)
-    img += rng.normal(0, 4, img.shape)
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    # objects' bounding boxes from their visible parts
-    for obj, m, v in zip(objects, masks, visible):
-        ys, xs = np.nonzero(v)
-        obj['bbox'] = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1,
-                       int(ys.max()) + 1)
-        # heavily occluded objects are sometimes flagged difficult, as in VOC
-        obj['difficult'] = int(v.sum() < 0.75 * m.sum() and rng.random() < 0.5)
-
-    # saliency: blurred, partially missing, with false positives and noise
-    holes = _smooth_noise(rng, size, 8)[..., 0] < 0.18
-    sal[holes] *= 0.5
-    sal = np.maximum(sal, distractors * rng.uniform(0.3, 0.8))
-    for _ in range(int(rng.integers(0, 3))):
-        sal = np.maximum(sal, _distractor_mask(rng, size) * rng.uniform(0.2, 0.6))
-    sal = cv2.GaussianBlur(sal, (0, 0), sigmaX=rng.uniform(1.5, 3.5))
-    sal += (_smooth_noise(rng, size, 8)[..., 0] - 0.5) * 0.15
-    sal += rng.normal(0, 0.03, sal.shape)
-    sal = (np.clip(sal, 0, 1) * 255).round().astype(np.uint8)
+    img, sal = _finish(rng, size, img, sal, distractors, objects, masks, visible)
     return img, label, sal, objects
 
 
@@ -397,22 +407,7 @@ def _generate_one_v2(rng, size: int, num_fg: int, max_objects: int,
         if markers:
             img[y0:y0 + ms, x0:x0 + ms] = _marker_pattern(obj['cls'], ms)
         obj['marker'] = (int(x0), int(y0), int(x0 + ms), int(y0 + ms))
-    img += rng.normal(0, 4, img.shape)
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    for obj, m, v in zip(objects, masks, visible):
-        ys, xs = np.nonzero(v)
-        obj['bbox'] = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1,
-                       int(ys.max()) + 1)
-        obj['difficult'] = int(v.sum() < 0.75 * m.sum() and rng.random() < 0.5)
-    holes = _smooth_noise(rng, size, 8)[..., 0] < 0.18
-    sal[holes] *= 0.5
-    sal = np.maximum(sal, distractors * rng.uniform(0.3, 0.8))
-    for _ in range(int(rng.integers(0, 3))):
-        sal = np.maximum(sal, _distractor_mask(rng, size) * rng.uniform(0.2, 0.6))
-    sal = cv2.GaussianBlur(sal, (0, 0), sigmaX=rng.uniform(1.5, 3.5))
-    sal += (_smooth_noise(rng, size, 8)[..., 0] - 0.5) * 0.15
-    sal += rng.normal(0, 0.03, sal.shape)
-    sal = (np.clip(sal, 0, 1) * 255).round().astype(np.uint8)
+    img, sal = _finish(rng, size, img, sal, distractors, objects, masks, visible)
     return img, label, sal, objects
 
 
