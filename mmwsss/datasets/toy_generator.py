@@ -168,6 +168,17 @@ def _marker_fits(inner: np.ndarray, ms: int) -> np.ndarray:
     return inner & fits
 
 
+def _visible_parts(masks: List[np.ndarray]) -> List[np.ndarray]:
+    """The visible part of each object mask: later objects occlude earlier ones."""
+    visible = []
+    for i, m in enumerate(masks):
+        v = m.copy()
+        for later in masks[i + 1:]:
+            v &= ~later
+        visible.append(v)
+    return visible
+
+
 def _finish(rng, size: int, img: np.ndarray, sal: np.ndarray,
             distractors: np.ndarray, objects: List[dict], masks: List[np.ndarray],
             visible: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
@@ -211,13 +222,7 @@ def _generate_one(rng, size: int, num_fg: int, max_objects: int):
                             rng.uniform(0, 2 * np.pi))
             masks.append(m)
             objects.append(dict(cls=int(c)))
-        # later objects occlude earlier ones
-        visible = []
-        for i, m in enumerate(masks):
-            v = m.copy()
-            for later in masks[i + 1:]:
-                v &= ~later
-            visible.append(v)
+        visible = _visible_parts(masks)
         ok = all(v.sum() >= 0.4 * m.sum() and v.sum() >= 150
                  for v, m in zip(visible, masks))
         # a marker must fit entirely inside every object's visible part
@@ -364,12 +369,7 @@ def _generate_one_v2(rng, size: int, num_fg: int, max_objects: int,
             cx, cy = rng.uniform(r * 0.8, size - r * 0.8, 2)
             masks.append(_v2_blob_mask(rng, size, cx, cy, r))
             objects.append(dict(cls=int(c)))
-        visible = []
-        for i, m in enumerate(masks):
-            v = m.copy()
-            for later in masks[i + 1:]:
-                v &= ~later
-            visible.append(v)
+        visible = _visible_parts(masks)
         ok = all(v.sum() >= 0.5 * m.sum() and v.sum() >= 400
                  for v, m in zip(visible, masks))
         kernel = np.ones((ms + 4, ms + 4), np.uint8)
