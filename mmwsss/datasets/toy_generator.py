@@ -179,6 +179,18 @@ def _visible_parts(masks: List[np.ndarray]) -> List[np.ndarray]:
     return visible
 
 
+def _paint_object(rng, img: np.ndarray, label: np.ndarray, sal: np.ndarray,
+                  mask: np.ndarray, cls: int, tex: np.ndarray) -> None:
+    """Paint one object (in place): its body texture, a thin dark outline (the
+    silhouette is visible but not class-coloured), its label and its saliency."""
+    img[mask] = tex[mask]
+    label[mask] = cls + 1
+    edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3),
+                                                            np.uint8)).astype(bool)
+    img[edge] *= 0.6
+    sal[mask] = np.maximum(sal[mask], rng.uniform(0.65, 1.0))
+
+
 def _finish(rng, size: int, img: np.ndarray, sal: np.ndarray,
             distractors: np.ndarray, objects: List[dict], masks: List[np.ndarray],
             visible: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
@@ -245,14 +257,8 @@ def _generate_one(rng, size: int, num_fg: int, max_objects: int):
         distractors |= _distractor_mask(rng, size)
     tex = _body_texture(rng, size)
     img[distractors] = tex[distractors]
-    for obj, m, v, inn in zip(objects, masks, visible, inner):
-        tex = _body_texture(rng, size)
-        img[m] = tex[m]
-        label[m] = obj['cls'] + 1
-        # thin dark outline so the silhouette is visible but not class-coloured
-        edge = m & ~cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        img[edge] *= 0.6
-        sal[m] = np.maximum(sal[m], rng.uniform(0.65, 1.0))
+    for obj, m in zip(objects, masks):
+        _paint_object(rng, img, label, sal, m, obj['cls'], _body_texture(rng, size))
     for obj, inn in zip(objects, inner):
         ys, xs = np.nonzero(inn)
         k = int(rng.integers(len(ys)))
@@ -395,11 +401,7 @@ def _generate_one_v2(rng, size: int, num_fg: int, max_objects: int,
         distractors |= d
     for obj, m in zip(objects, masks):
         tex = _v2_body_texture(rng, size, *_v2_body_attributes(rng, obj['cls'], num_fg))
-        img[m] = tex[m]
-        label[m] = obj['cls'] + 1
-        edge = m & ~cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        img[edge] *= 0.6
-        sal[m] = np.maximum(sal[m], rng.uniform(0.65, 1.0))
+        _paint_object(rng, img, label, sal, m, obj['cls'], tex)
     for obj, inn in zip(objects, inner):
         ys, xs = np.nonzero(inn)
         k = int(rng.integers(len(ys)))
