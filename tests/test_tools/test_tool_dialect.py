@@ -179,7 +179,8 @@ def test_demo_summary_table():
     from runpy import run_path
     table = run_path(osp.join(REPO, 'tools', 'misc', 'demo_summary.py'),
                      run_name='not_main')['table']
-    summary = dict(seed_miou=dict(cam=46.8049, oaa=41.0051),
+    summary = dict(method='oaa', method_name='OAA',
+                   seed_miou=dict(cam=46.8049, oaa=41.0051),
                    pseudo_label_miou=71.5, pseudo_label_ignored_ratio=3.0,
                    seg_miou=dict(pseudo=None, gt=80.0),
                    seg_miou_tta_crf=dict(pseudo=float('nan'), gt=81.234))
@@ -188,3 +189,10 @@ def test_demo_summary_table():
     values = [ln[-8:] for ln in lines[2:]]
     assert values == ['   46.80', '   41.01', '   71.50', '     n/a', '     n/a',
                       '   80.00', '   81.23']
+    assert lines[2].startswith('seeds: CAM of the OAA classifier (train)')
+    assert lines[3].startswith('seeds: OAA (train)')
+    # a method whose seeds are its classifier's CAMs has one seed row
+    summary.update(method='cam', method_name='CAM', seed_miou=dict(cam=46.8049))
+    lines = table(summary).splitlines()
+    assert [ln for ln in lines if ln.startswith('seeds')] == [
+        'seeds: CAM (train)'.ljust(len(lines[2]) - 8) + '   46.80']
