@@ -70,3 +70,29 @@ def test_demo_unknown_method(tmp_path, python_exe):
     methods = p.stderr.split('Methods:')[1].split()
     assert {'cam', 'oaa', 'oaa_drop', 'iam', 'iam_drop'} <= set(methods)
     assert not osp.exists(tmp_path / 'toy')  # nothing generated
+
+
+def test_fast_demo_method_with_a_required_run(tmp_path, python_exe):
+    """``METHOD=iam`` (OAA+: its config ``requires`` the OAA maps of the same seed):
+    the demo trains the OAA run first, hands its maps to the IAM training, and the
+    summary has the method's own seed row (its seeds are the CAMs of its model)."""
+    env = run_env()
+    env.update(DEMO_FAST='1', METHOD='iam', PYTHON=python_exe,
+               DEMO_WORK_DIR=str(tmp_path / 'work'),
+               DEMO_DATA_ROOT=str(tmp_path / 'toy'))
+    p = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=1500)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert 'OAA+ needs the oaa_maps of oaa_r18_toy' in p.stdout
+    work = tmp_path / 'work'
+    maps = work / 'oaa_r18_toy' / 'oaa_maps'
+    assert len(os.listdir(maps)) == 48  # one map file per fast-demo train image
+    with open(work / 'cls' / 'iam_r18_toy.py') as f:  # the dumped training config
+        assert f"attention_targets = '{maps}'" in f.read()
+    with open(work / 'summary.json') as f:
+        s = json.load(f)
+    assert (s['method'], s['method_name']) == ('iam', 'OAA+')
+    assert set(s['seed_miou']) == {'iam'}
+    assert 'seeds: OAA+ (train)' in p.stdout
+    assert osp.isdir(tmp_path / 'toy' / 'PseudoLabels' / 'demo_iam')
+    assert osp.getsize(work / 'overview.png') > 1000
