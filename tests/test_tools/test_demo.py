@@ -9,13 +9,17 @@ import subprocess
 from tests.conftest import REPO, run_env
 
 
-def test_fast_demo_end_to_end(tmp_path, python_exe):
+def _demo(tmp_path, python_exe, timeout=1500, **env_vars):
+    """Run tools/demo.sh with its work dir and toy data under ``tmp_path``."""
     env = run_env()
-    env.update(DEMO_FAST='1', PYTHON=python_exe,
-               DEMO_WORK_DIR=str(tmp_path / 'work'),
-               DEMO_DATA_ROOT=str(tmp_path / 'toy'))
-    p = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=1500)
+    env.update(PYTHON=python_exe, DEMO_WORK_DIR=str(tmp_path / 'work'),
+               DEMO_DATA_ROOT=str(tmp_path / 'toy'), **env_vars)
+    return subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_fast_demo_end_to_end(tmp_path, python_exe):
+    p = _demo(tmp_path, python_exe, DEMO_FAST='1')
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     for k in range(1, 8):
         assert f'== [{k}/7]' in p.stdout
@@ -47,8 +51,7 @@ def test_fast_demo_end_to_end(tmp_path, python_exe):
     label_mtime = os.path.getmtime(labels / first)
     metrics = work / 'seg_pseudo_metrics_tta.json'
     metrics_mtime = os.path.getmtime(metrics)
-    p2 = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=900)
+    p2 = _demo(tmp_path, python_exe, timeout=900, DEMO_FAST='1')
     assert p2.returncode == 0, p2.stdout[-3000:] + p2.stderr[-3000:]
     assert os.path.getmtime(labels / first) == label_mtime
     assert os.path.getmtime(work / 'cls' / 'last_checkpoint') == mtime
@@ -59,12 +62,7 @@ def test_fast_demo_end_to_end(tmp_path, python_exe):
 def test_demo_unknown_method(tmp_path, python_exe):
     """``make demo METHOD=x`` without configs/toy/x_r18_toy.py stops at once (exit 2)
     naming the missing config and listing the methods."""
-    env = run_env()
-    env.update(METHOD='nope', PYTHON=python_exe,
-               DEMO_WORK_DIR=str(tmp_path / 'work'),
-               DEMO_DATA_ROOT=str(tmp_path / 'toy'))
-    p = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = _demo(tmp_path, python_exe, timeout=300, METHOD='nope')
     assert p.returncode == 2
     assert 'configs/toy/nope_r18_toy.py' in p.stderr
     methods = p.stderr.split('Methods:')[1].split()
@@ -76,12 +74,7 @@ def test_fast_demo_method_with_a_required_run(tmp_path, python_exe):
     """``METHOD=iam`` (OAA+: its config ``requires`` the OAA maps of the same seed):
     the demo trains the OAA run first, hands its maps to the IAM training, and the
     summary has the method's own seed row (its seeds are the CAMs of its model)."""
-    env = run_env()
-    env.update(DEMO_FAST='1', METHOD='iam', PYTHON=python_exe,
-               DEMO_WORK_DIR=str(tmp_path / 'work'),
-               DEMO_DATA_ROOT=str(tmp_path / 'toy'))
-    p = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=1500)
+    p = _demo(tmp_path, python_exe, DEMO_FAST='1', METHOD='iam')
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert 'OAA+ needs the oaa_maps of oaa_r18_toy' in p.stdout
     work = tmp_path / 'work'
