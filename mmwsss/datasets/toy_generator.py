@@ -122,16 +122,20 @@ def _background(rng, size):
     base = rng.uniform(40, 200, 3).astype(np.float32)
     img = base + (_smooth_noise(rng, size, 16, 3) - 0.5) * 120
     img += (_smooth_noise(rng, size, 4, 3) - 0.5) * 40
-    # line and box clutter
+    _clutter(rng, img, size, lambda: rng.uniform(0, 255, 3).tolist())
+    return img
+
+
+def _clutter(rng, img: np.ndarray, size: int, draw_colour) -> None:
+    """3-7 random lines and box outlines (in place), each of ``draw_colour()``."""
     for _ in range(rng.integers(3, 8)):
-        color = rng.uniform(0, 255, 3).tolist()
+        color = draw_colour()
         p1 = tuple(int(v) for v in rng.integers(0, size, 2))
         p2 = tuple(int(v) for v in rng.integers(0, size, 2))
         if rng.random() < 0.5:
             cv2.line(img, p1, p2, color, int(rng.integers(1, 3)))
         else:
             cv2.rectangle(img, p1, p2, color, 1)
-    return img
 
 
 def _distractor_mask(rng, size):
@@ -322,14 +326,8 @@ def _v2_background(rng, size: int):
     img = base + (_smooth_noise(rng, size, 16, 3) - 0.5) * 50
     img += (_smooth_noise(rng, size, 16, 1) - 0.5) * 80
     img += (_smooth_noise(rng, size, 4, 3) - 0.5) * 25
-    for _ in range(rng.integers(3, 8)):
-        color = (rng.uniform(30, 220) + rng.uniform(-30, 30, 3)).tolist()
-        p1 = tuple(int(v) for v in rng.integers(0, size, 2))
-        p2 = tuple(int(v) for v in rng.integers(0, size, 2))
-        if rng.random() < 0.5:
-            cv2.line(img, p1, p2, color, int(rng.integers(1, 3)))
-        else:
-            cv2.rectangle(img, p1, p2, color, 1)
+    _clutter(rng, img, size,
+             lambda: (rng.uniform(30, 220) + rng.uniform(-30, 30, 3)).tolist())
     return img.astype(np.float32)
 
 
