@@ -9,7 +9,9 @@ from mmseg.datasets import BaseSegDataset
 from mmwsss.registry import DATASETS
 from mmwsss.utils.cam_io import cam_path
 from mmwsss.utils.io import (MissingIdError, labels_from_mask, load_class_labels,
-                             read_label_png, read_split_ids, voc_xml_names)
+                             read_label_png, read_split_ids, read_voc_xml,
+                             voc_xml_names)
+from .strong_subsets import STRONG_KINDS
 
 LABEL_SOURCES = ('cls_file', 'mask', 'xml')
 
@@ -59,6 +61,20 @@ class VOCWSSSDataset(BaseSegDataset):
     transform (CAM export with ``cam_pipeline``, the offline tools, which build it
     with an empty pipeline) does not need them.
 
+    **Strong subsets** (GAIN_ext; Li et al., "Tell Me Where to Look: Guided
+    Attention Inference Network", CVPR 2018, §3.2-3.3): ``strong_subsets=dict(
+    pixel='ImageSets/GAIN/pixel_200.txt', box='ImageSets/GAIN/box_200.txt')`` names
+    id lists (relative to ``data_root``; either key may be left out) of images that
+    also have pixel masks or boxes. Every item then carries the flags
+    ``strong_pixel`` / ``strong_box``; a pixel item needs its GT mask
+    (``data_prefix.seg_map_path``), a box item its boxes (read from the VOC XML,
+    ``data_prefix.xml_path``, default ``Annotations``: ``boxes``, ``box_labels``,
+    ``box_difficult``, ``box_ann_size``) and a saliency map
+    (``data_prefix.saliency_path``, GAIN's Eq. 9). The transform
+    :class:`~mmwsss.datasets.transforms.LoadExtraSupervision` loads them for the
+    flagged images only and :class:`~mmwsss.datasets.samplers.StrongMixSampler`
+    puts strong images into every batch (docs/datasets.md).
+
     Args:
         ann_file (str): split list, relative to ``data_root`` (one id per line; psa's
             ``/JPEGImages/<id>.jpg ...`` and OAA's ``<id> <cls> ...`` lines work too).
@@ -73,6 +89,11 @@ class VOCWSSSDataset(BaseSegDataset):
         check_files (bool): verify at start-up that every id of the split has its
             image (and mask / saliency / pseudo label / CAM / attention targets when
             enabled; the last two when the pipeline reads them). Defaults to True.
+        strong_subsets (dict, optional): ``{'pixel': FILE, 'box': FILE}``, id lists
+            relative to ``data_root`` of the images with pixel masks / boxes
+            (GAIN_ext); ``tools/misc/make_strong_subsets.py`` writes them. Every id
+            must be in the split and no id in both lists. None (default): no item
+            carries the flags.
         **kwargs: passed to :class:`mmseg.datasets.BaseSegDataset`.
     """
     METAINFO = dict(
@@ -102,6 +123,7 @@ class VOCWSSSDataset(BaseSegDataset):
                  seg_map_suffix: str = '.png',
                  check_files: bool = True,
                  data_root: Optional[str] = None,
+                 strong_subsets: Optional[dict] = None,
                  **kwargs) -> None:
         if label_source not in self.SUPPORTED_LABEL_SOURCES:
             raise ValueError(
@@ -131,6 +153,8 @@ class VOCWSSSDataset(BaseSegDataset):
                 'data_prefix.seg_map_path (the GT mask folder)')
         if label_source == 'xml':
             data_prefix.setdefault('xml_path', 'Annotations')
+        self.strong_subsets = self._check_strong_subsets(
+            strong_subsets, data_prefix, data_root)
         self.label_source = label_source
         self.cls_label_file = cls_label_file
         self.check_files = check_files
@@ -167,6 +191,126 @@ class VOCWSSSDataset(BaseSegDataset):
     @property
     def num_fg_classes(self) -> int:
         return len(self._metainfo['classes']) - 1
+
+    def _check_strong_subsets(self, strong_subsets: Optional[dict],
+                              data_prefix: dict,
+                              data_root: Optional[str]) -> dict:
+        """Validate ``strong_subsets`` (and set ``data_prefix.xml_path`` to
+        ``Annotations`` for boxes); returns ``{kind: file}`` joined with
+        ``data_root``."""
+        name = type(self).__name__
+        if strong_subsets is None:
+            return {}
+        if not isinstance(strong_subsets, dict):
+            raise TypeError(
+                f'{name}: strong_subsets must be a dict like dict(pixel='
+                "'ImageSets/GAIN/pixel_200.txt', box='ImageSets/GAIN/box_200.txt'),"
+                f' got {type(strong_subsets).__name__}: {strong_subsets!r}')
+        unknown = sorted(set(strong_subsets) - set(STRONG_KINDS))
+        if unknown:
+            raise ValueError(
+                f'{name}: unknown strong_subsets keys {unknown}; allowed: '
+                f'{", ".join(STRONG_KINDS)}')
+        files = {}
+        for kind in STRONG_KINDS:
+            path = strong_subsets.get(kind)
+            if path is None:
+                continue
+            if not isinstance(path, str) or not path:
+                raise TypeError(
+                    f'{name}: strong_subsets.{kind} must be the path of an id list '
+                    f'(str), got {path!r}')
+            if data_root is not None and not osp.isabs(path):
+                path = osp.join(data_root, path)
+            if not osp.isfile(path):
+                raise FileNotFoundError(
+                    f'{name}: the id list {path!r} (strong_subsets.{kind}) does not '
+                    'exist; write it with tools/misc/make_strong_subsets.py '
+                    '(docs/datasets.md) or fix the path (relative to data_root)')
+            files[kind] = path
+        if 'pixel' in files and 'seg_map_path' not in data_prefix:
+            raise ValueError(
+                f'{name}: strong_subsets.pixel needs the GT masks of its images: '
+                'set data_prefix.seg_map_path (e.g. SegmentationClassAug)')
+        if 'box' in files:
+            if 'xml_path' not in self.OPTIONAL_PREFIXES:
+                raise ValueError(
+                    f'{name}: strong_subsets.box needs VOC XML box annotations '
+                    '(data_prefix.xml_path), which this dataset does not have')
+            if 'saliency_path' not in data_prefix:
+                raise ValueError(
+                    f'{name}: strong_subsets.box needs saliency maps for its images '
+                    "(GAIN's box loss matches the attention to the saliency inside "
+                    'the boxes): set data_prefix.saliency_path')
+            data_prefix.setdefault('xml_path', 'Annotations')
+        return files
+
+    def _mark_strong_items(self, ids: List[str], items: List[dict]) -> None:
+        """Set ``strong_pixel`` / ``strong_box`` on every item and read the boxes
+        of the box items from their XML files."""
+        position = {i: n for n, i in enumerate(ids)}
+        chosen = {}
+        for kind, path in self.strong_subsets.items():
+            try:
+                listed = read_split_ids(path)
+            except ValueError as e:
+                raise ValueError(f'{type(self).__name__}: strong_subsets.{kind}: '
+                                 f'{e}') from None
+            missing = sorted({i for i in listed if i not in position})
+            if missing:
+                shown = ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else '')
+                raise MissingIdError(
+                    f'{type(self).__name__}: {len(missing)} id(s) of the id list '
+                    f'{path!r} (strong_subsets.{kind}) are not in the split '
+                    f'{self.ann_file!r}: {shown}. Make the subset from ids of this '
+                    'split (tools/misc/make_strong_subsets.py) or remove them')
+            chosen[kind] = set(listed)
+        both = sorted(chosen.get('pixel', set()) & chosen.get('box', set()))
+        if both:
+            shown = ', '.join(both[:5]) + (' ...' if len(both) > 5 else '')
+            raise ValueError(
+                f'{type(self).__name__}: {len(both)} id(s) are in both '
+                f"strong_subsets.pixel ({self.strong_subsets['pixel']!r}) and "
+                f"strong_subsets.box ({self.strong_subsets['box']!r}): {shown}. "
+                'An image has pixel masks or boxes, not both (b+p subsets are '
+                'disjoint halves)')
+        for kind in STRONG_KINDS:
+            for it in items:
+                it[f'strong_{kind}'] = it['img_id'] in chosen.get(kind, ())
+        names = list(self._metainfo['classes'])
+        for it in items:
+            if it['strong_box']:
+                it.update(self._read_boxes(it['xml_path'], names))
+
+    @staticmethod
+    def _read_boxes(xml_path: str, names: List[str]) -> dict:
+        """The boxes of one VOC XML file as data-info fields."""
+        ann = read_voc_xml(xml_path)
+        boxes, labels, difficult = [], [], []
+        for obj in ann['objects']:
+            name = obj['name']
+            if name not in names or names.index(name) == 0:
+                raise ValueError(
+                    f'{xml_path}: object class {name!r} is not one of the dataset '
+                    f'classes {names[1:]}')
+            if obj['bbox'] is None:
+                raise ValueError(
+                    f'{xml_path}: object {name!r} has no readable <bndbox> '
+                    '(xmin, ymin, xmax, ymax); strong_subsets.box needs a box for '
+                    'every object')
+            x1, y1, x2, y2 = obj['bbox']
+            if x2 < x1 or y2 < y1:
+                raise ValueError(
+                    f'{xml_path}: object {name!r} has an empty box '
+                    f'{obj["bbox"]} (xmax < xmin or ymax < ymin)')
+            boxes.append(obj['bbox'])
+            labels.append(names.index(name) - 1)
+            difficult.append(obj['difficult'])
+        return dict(
+            boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+            box_labels=np.asarray(labels, np.int64),
+            box_difficult=np.asarray(difficult, bool),
+            box_ann_size=ann['size'])
 
     def _check_classes(self) -> None:
         if self.label_map is not None:
@@ -260,6 +404,8 @@ class VOCWSSSDataset(BaseSegDataset):
             self._check_item_files(ids, items)
         for it, vec in zip(items, self._image_labels(ids, items)):
             it['gt_label'] = vec
+        if self.strong_subsets:
+            self._mark_strong_items(ids, items)
         self._warn_label_less(items)
         return items
 

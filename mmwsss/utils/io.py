@@ -16,7 +16,7 @@ from PIL import Image
 __all__ = [
     'MissingIdError', 'atomic_write', 'save_png_atomic', 'save_jpg_atomic', 'voc_palette',
     'load_class_labels', 'save_class_labels', 'read_split_ids',
-    'write_split_ids', 'labels_from_mask'
+    'write_split_ids', 'labels_from_mask', 'read_voc_xml', 'voc_xml_names'
 ]
 
 
@@ -398,17 +398,51 @@ def read_label_png(path: str) -> np.ndarray:
         return np.array(img)
 
 
-def voc_xml_names(path: str) -> Sequence[str]:
-    """All object names in a VOC XML annotation (difficult ones included)."""
+def read_voc_xml(path: str) -> dict:
+    """Parse a VOC XML annotation: the image size and every object.
+
+    Returns ``dict(size=(width, height) or None, objects=[...])`` with, per object
+    (document order, *difficult ones included*), ``name`` (stripped), ``difficult``
+    (bool; a missing tag is 0) and ``bbox``: ``(xmin, ymin, xmax, ymax)`` as floats
+    in VOC's 1-based, inclusive pixel coordinates, from the object's own
+    ``<bndbox>`` (not those of ``person`` ``<part>`` children), or None when the
+    object has no readable box. Objects without a name are skipped. A file that is
+    not XML is a ``ValueError`` naming it.
+    """
     import xml.etree.ElementTree as ET
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
         raise ValueError(f'{path}: not a valid VOC XML annotation ({e})') from e
-    return [
-        obj.findtext('name').strip() for obj in root.iter('object')
-        if obj.findtext('name')
-    ]
+
+    def number(node, tag):
+        text = node.findtext(tag) if node is not None else None
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+
+    size_node = root.find('size')
+    w, h = number(size_node, 'width'), number(size_node, 'height')
+    size = (int(w), int(h)) if w and h and w > 0 and h > 0 else None
+    objects = []
+    for obj in root.iter('object'):
+        name = obj.findtext('name')
+        if not name:
+            continue
+        box = obj.find('bndbox')
+        coords = [number(box, t) for t in ('xmin', 'ymin', 'xmax', 'ymax')]
+        difficult = number(obj, 'difficult')
+        objects.append(
+            dict(name=name.strip(),
+                 difficult=bool(difficult),
+                 bbox=None if None in coords else tuple(coords)))
+    return dict(size=size, objects=objects)
+
+
+def voc_xml_names(path: str) -> Sequence[str]:
+    """All object names in a VOC XML annotation (difficult ones included)."""
+    return [obj['name'] for obj in read_voc_xml(path)['objects']]
 
 
 def data_info_id(info: dict) -> str:
