@@ -1,0 +1,3 @@
+from .strong_mix_sampler import StrongMixSampler
+
+__all__ = ['StrongMixSampler']
