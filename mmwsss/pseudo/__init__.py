@@ -7,7 +7,9 @@ Rules (registered in ``PSEUDO_LABEL_RULES``):
 * :class:`SaliencyBackground` -- OAA ``gen_gt.py`` (saliency background, conflicts
   ignored);
 * :class:`EDAMSaliency` -- EDAM Alg. 1 on CRF marginals (pixel-wise, code form);
-* :class:`ConfidentRegions` -- irn ``cam_to_ir_label`` confident fg / bg.
+* :class:`ConfidentRegions` -- irn ``cam_to_ir_label`` confident fg / bg;
+* :class:`GAINCues` -- GAIN's localization cues (20 % of each map's maximum,
+  saliency background, the rest ignored).
 """
 from typing import Union
 
@@ -16,13 +18,14 @@ from .base import BasePseudoLabelRule, labels_to_ids, refine_labels_with_crf
 from .confident_regions import ConfidentRegions
 from .dense_crf import CRF_PRESETS, DenseCRF, build_crf
 from .edam_saliency import EDAMSaliency
+from .gain_cues import GAINCues
 from .saliency_background import SaliencyBackground
 from .threshold_background import ThresholdBackground
 
 __all__ = [
     'DenseCRF', 'CRF_PRESETS', 'build_crf', 'BasePseudoLabelRule',
     'labels_to_ids', 'refine_labels_with_crf', 'ThresholdBackground',
-    'SaliencyBackground', 'EDAMSaliency', 'ConfidentRegions',
+    'SaliencyBackground', 'EDAMSaliency', 'ConfidentRegions', 'GAINCues',
     'build_pseudo_label_rule'
 ]
 
