@@ -7,7 +7,7 @@ Li et al., "Tell Me Where to Look: Guided Attention Inference Network", CVPR 201
 (GAIN^p_ext) or bounding boxes (GAIN^b_ext), or half of each ("b+p": 100B+100P,
 732B+732P). A subset is a file list of image ids; the WSSS datasets read them with
 ``strong_subsets=dict(pixel=FILE, box=FILE)`` (docs/datasets.md, section 'Strong
-subsets (GAIN_ext)').
+subsets').
 
 This module holds
 

@@ -1,7 +1,7 @@
 """StrongMixSampler: every batch of every rank holds ``num_strong`` strong images, an
 epoch covers the weak images once (ranks disjoint), deterministic per seed / epoch,
 and it works with MMEngine's Runner-built data loader (docs/datasets.md, section
-'Strong subsets (GAIN_ext)')."""
+'Strong subsets')."""
 import logging
 
 import pytest

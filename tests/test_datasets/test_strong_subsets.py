@@ -1,4 +1,4 @@
-"""GAIN_ext strong subsets (docs/datasets.md, section 'Strong subsets (GAIN_ext)'):
+"""GAIN_ext strong subsets (docs/datasets.md, section 'Strong subsets'):
 the dataset option ``strong_subsets``, the subset lists and their tool, the XML boxes,
 ``LoadExtraSupervision`` and what ``PackWSSSInputs`` hands the model, on data in the
 real on-disk formats (VOC XML, palette PNGs, JPEGs)."""

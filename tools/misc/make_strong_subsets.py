@@ -10,7 +10,7 @@ For every number N and kind it writes, under ``--out-dir`` (relative to
 ``--pool`` split (VOC 2012 train, the 1,464 pixel-labelled images, as in Li et al.,
 CVPR 2018, Tables 1-4). Subsets of one seed are nested (the 200 ids are among the
 400). A dataset reads them with ``strong_subsets=dict(pixel='ImageSets/GAIN/
-pixel_200.txt')`` (docs/datasets.md, section 'Strong subsets (GAIN_ext)').
+pixel_200.txt')`` (docs/datasets.md, section 'Strong subsets').
 """
 import argparse
 import os.path as osp

@@ -24,7 +24,7 @@ def strong_flags(dataset: Sized) -> List[bool]:
             f'StrongMixSampler: the items of the dataset ({type(dataset).__name__}) '
             'carry no strong_pixel / strong_box flags: set '
             "train_dataloader.dataset.strong_subsets=dict(pixel='...txt', "
-            "box='...txt') (docs/datasets.md, section 'Strong subsets (GAIN_ext)')")
+            "box='...txt') (docs/datasets.md, section 'Strong subsets')")
     return flags
 
 

@@ -77,8 +77,7 @@ class LoadExtraSupervision(BaseTransform):
             raise KeyError(
                 f'LoadExtraSupervision: {where} has no strong_pixel / strong_box '
                 "flag: set the dataset's strong_subsets=dict(pixel='...txt', "
-                "box='...txt') (docs/datasets.md, section 'Strong subsets "
-                "(GAIN_ext)')")
+                "box='...txt') (docs/datasets.md, section 'Strong subsets')")
         if 'gt_seg_map' in results:
             raise ValueError(
                 f'LoadExtraSupervision: {where} already has a gt_seg_map: remove '
