@@ -35,8 +35,8 @@ class StrongMixSampler(Sampler):
     GAIN_ext (Li et al., "Tell Me Where to Look: Guided Attention Inference Network",
     CVPR 2018, §3.2-3.3, Fig. 3) trains a third, weight-sharing stream on the few
     images with pixel masks or boxes (200 of 10,582 on VOC12-aug) next to the
-    image-level streams on all images. A uniform sampler would show such an image in
-    about one batch in fifty; this one puts ``num_strong`` of them into every batch
+    image-level streams on all images. A uniform sampler would draw such an image
+    once in about fifty draws; this one puts ``num_strong`` of them into every batch
     of ``batch_size`` indices and fills the rest with the other ("weak") images.
 
     An epoch is one pass over the weak images: they are shuffled with
