@@ -1,3 +1,4 @@
+from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -6,7 +7,8 @@ from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 
 from mmwsss.models.heads.base_cam_head import BaseCAMHead
-from mmwsss.models.utils import normalize_cams
+from mmwsss.models.utils import bn_eval as bn_eval_mode
+from mmwsss.models.utils import detached_call, normalize_cams
 from mmwsss.registry import MODELS
 from mmwsss.structures.train_step import WSTrainStep
 
@@ -33,7 +35,10 @@ class WSClassifier(BaseModel):
 
     - ``tensor``: the head's outputs (the class score map ``F`` (N, K, h, w) for
       :class:`~mmwsss.models.heads.CAMHead`).
-    - ``loss``: the head's losses (needs ``data_sample.gt_label``).
+    - ``loss``: the head's losses (needs ``data_sample.gt_label``). A head that sets
+      ``loss_needs_inputs`` (GAIN's attention mining) also gets the input batch
+      and :meth:`extract_feat_stream` to run a second stream within the same
+      forward pass.
     - ``predict``: per image, ``data_sample.pred_score`` (K,) sigmoid scores (scale 1,
       no flip), ``data_sample.pred_cams`` (``PixelData``, (K, H, W) at the original
       image size) and ``data_sample.pred_cam_labels`` (indices of the classes the
@@ -121,6 +126,34 @@ class WSClassifier(BaseModel):
             x = self.neck(x)
         return x
 
+    def extract_feat_stream(self,
+                            x: torch.Tensor,
+                            bn_eval: bool = False,
+                            detach_weights: bool = False):
+        """Backbone (+ neck) features of a second stream over modified inputs
+        (e.g. GAIN's erased images), inside the training forward pass.
+
+        Args:
+            x (Tensor): (N', C, H, W) input batch.
+            bn_eval (bool): run every batch-norm layer of the backbone and neck in
+                eval mode for this call only (the layers' previous modes are
+                restored afterwards, also on an exception): the stream's images do
+                not update the running statistics and are normalised with them.
+            detach_weights (bool): run with detached parameters
+                (``torch.func.functional_call``): the features depend
+                differentiably on ``x`` but no gradient reaches the weights through
+                this call. ``requires_grad`` is never toggled (DDP-safe) and no
+                ``.grad`` is written.
+        """
+        with bn_eval_mode(self.backbone, self.neck) if bn_eval else \
+                nullcontext():
+            if not detach_weights:
+                return self.extract_feat(x)
+            x = detached_call(self.backbone, x)
+            if self.neck is not None:
+                x = detached_call(self.neck, x)
+            return x
+
     def score_map(self, inputs: torch.Tensor):
         """The head's outputs (``tensor`` mode)."""
         return self.head(self.extract_feat(inputs))
@@ -144,7 +177,13 @@ class WSClassifier(BaseModel):
             raise ValueError(
                 'WSClassifier.loss needs data_sample.gt_label (the image-level '
                 'labels): use PackWSSSInputs in the pipeline')
-        losses, outputs = self.head.loss(self.extract_feat(inputs), data_samples)
+        feats = self.extract_feat(inputs)
+        if getattr(self.head, 'loss_needs_inputs', False):
+            losses, outputs = self.head.loss(
+                feats, data_samples, inputs=inputs,
+                extract_feat=self.extract_feat_stream)
+        else:
+            losses, outputs = self.head.loss(feats, data_samples)
         if self.record_train_step:
             self._train_steps += 1
             head = self.head

@@ -33,6 +33,20 @@ class BaseCAMHead(BaseModule, metaclass=ABCMeta):
     gradients there (Grad-CAM) sets :attr:`cam_requires_grad` and the classifier
     calls it with gradients enabled and features that require grad.
 
+    A head whose loss runs the network a second time on modified inputs (GAIN's
+    attention-mining stream on the erased images) sets :attr:`loss_needs_inputs`:
+    the classifier then calls ``loss(feats, data_samples, inputs=inputs,
+    extract_feat=classifier.extract_feat_stream)`` within the same forward pass.
+
+    Heads that wrap another head (GAIN computes Grad-CAM of any head) see the
+    layer the class maps are taken at through :meth:`pre_logits` (the features
+    ``f`` entering the last, class-wise layer) and
+    :meth:`outputs_from_pre_logits` (the outputs from ``f``), with
+    ``forward(feats) == outputs_from_pre_logits(pre_logits(feats))``; a head that
+    overrides :meth:`forward` overrides both. :meth:`linear_classifier` names the
+    last layer when the image logits are its global average (Grad-CAM then has a
+    closed form).
+
     The head predicts *foreground* classes only (``num_classes`` = K, no background),
     which :class:`~mmwsss.engine.hooks.WSSSNumClassCheckHook` knows through
     ``num_classes_excludes_background``.
@@ -46,6 +60,8 @@ class BaseCAMHead(BaseModule, metaclass=ABCMeta):
     num_classes_excludes_background = True
     #: run :meth:`predict_maps` with gradients enabled (e.g. Grad-CAM)
     cam_requires_grad = False
+    #: :meth:`loss` takes ``inputs`` and ``extract_feat`` (a second stream)
+    loss_needs_inputs = False
 
     def __init__(self,
                  num_classes: int,
@@ -68,6 +84,23 @@ class BaseCAMHead(BaseModule, metaclass=ABCMeta):
     @abstractmethod
     def forward(self, feats):
         """The head's outputs for backbone features ``feats``."""
+
+    def pre_logits(self, feats) -> torch.Tensor:
+        """The (N, C, h, w) features entering the head's last, class-wise layer
+        (Grad-CAM's ``f``): the selected backbone feature by default."""
+        return self._select(feats)
+
+    def outputs_from_pre_logits(self, x: torch.Tensor):
+        """The head's outputs from :meth:`pre_logits` ``x``: ``forward(x)`` by
+        default (``pre_logits`` is the selected input)."""
+        return self.forward(x)
+
+    def linear_classifier(self) -> Optional[torch.nn.Module]:
+        """The 1x1 convolution ``L`` with ``outputs = L(pre_logits(feats))`` and
+        ``image_logits = GAP(outputs)``, or None when the head is not of that form
+        (default). Grad-CAM of such a head has a closed form
+        (:func:`~mmwsss.models.utils.gap_linear_grad_cam`)."""
+        return None
 
     # ------------------------------------------------------------ semantics
     def class_maps(self, outputs) -> torch.Tensor:

@@ -48,6 +48,27 @@ class CAMHead(BaseCAMHead):
         self.extra_convs = nn.Sequential(*layers)
         self.classifier = nn.Conv2d(c, self.num_classes, 1)
 
+    def pre_logits(self, feats) -> torch.Tensor:
+        """The input of the class-aware 1x1 conv: the output of the extra convs
+        (the selected backbone feature when there are none)."""
+        return self.extra_convs(self._select(feats))
+
+    def outputs_from_pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class score map ``F`` from :meth:`pre_logits` ``x``."""
+        return self.classifier(x)
+
     def forward(self, feats) -> torch.Tensor:
         """Class score map ``F`` of shape (N, K, h, w)."""
-        return self.classifier(self.extra_convs(self._select(feats)))
+        return self.outputs_from_pre_logits(self.pre_logits(feats))
+
+    def linear_classifier(self) -> Optional[nn.Conv2d]:
+        """The class-aware 1x1 conv while the image logits are ``GAP(F)`` and
+        ``F`` is that conv of :meth:`pre_logits`; None in a subclass that changes
+        either (e.g. another pooling)."""
+        cls = type(self)
+        if cls.image_logits is not BaseCAMHead.image_logits or \
+                cls.forward is not CAMHead.forward or \
+                cls.outputs_from_pre_logits is not \
+                CAMHead.outputs_from_pre_logits:
+            return None
+        return self.classifier
