@@ -6,7 +6,10 @@ from mmseg.structures import SegDataSample
 class WSSSDataSample(SegDataSample):
     """A :class:`mmseg.structures.SegDataSample` with the WSSS fields.
 
-    Data fields (besides MMSeg's ``gt_sem_seg``, ``pred_sem_seg``, ``seg_logits``):
+    Data fields (besides MMSeg's ``gt_sem_seg``, ``pred_sem_seg``, ``seg_logits``;
+    ``gt_sem_seg`` (PixelData, long, (1, H, W): 0 = background, ``c + 1`` =
+    foreground class ``c``, 255 = ignore) is also GAIN^p_ext's pixel supervision,
+    see below):
 
     - ``gt_label`` (Tensor, float32, shape (K,)): multi-hot image-level label over the
       K foreground classes; index ``c`` is segmentation label ``c + 1``.
@@ -15,6 +18,17 @@ class WSSSDataSample(SegDataSample):
       class indices), packed by ``PackWSSSInputs``.
     - ``gt_saliency`` (PixelData, float32 in [0, 1], shape (1, H, W)): saliency map
       aligned with the input, when the pipeline loads one.
+    - ``gt_box_mask`` (PixelData, uint8 or float in {0, 1}, shape (K, H, W)):
+      channel ``c`` is 1 inside any bounding box of foreground class ``c`` (the
+      ``B^c`` of GAIN's box loss, Li et al., TPAMI 2020, Eq. 9).
+
+    Extra supervision of GAIN_ext (:class:`~mmwsss.models.heads.GAINHead` with
+    ``ext_supervision``): a pixel-labelled image carries ``gt_sem_seg``; a
+    box-labelled image carries ``gt_box_mask`` together with ``gt_saliency`` (the
+    foreground prior ``S`` of Eq. 9); the other training images carry neither.
+    The maps are at the network-input size before padding (``img_shape``),
+    top-left aligned in the padded batch like the image; a map the data
+    preprocessor padded (``gt_sem_seg``, with 255) is cropped to ``img_shape``.
     - ``gt_attention`` (PixelData, float32 in [0, 1], shape (K, H, W)): soft attention
       targets over the K foreground classes (e.g. OAA cumulative maps) aligned with the
       augmented, unpadded input, for the integral attention model (OAA+).
@@ -75,6 +89,18 @@ class WSSSDataSample(SegDataSample):
     @gt_saliency.deleter
     def gt_saliency(self) -> None:
         del self._gt_saliency
+
+    @property
+    def gt_box_mask(self) -> PixelData:
+        return self._gt_box_mask
+
+    @gt_box_mask.setter
+    def gt_box_mask(self, value: PixelData) -> None:
+        self.set_field(value, '_gt_box_mask', dtype=PixelData)
+
+    @gt_box_mask.deleter
+    def gt_box_mask(self) -> None:
+        del self._gt_box_mask
 
     @property
     def gt_attention(self) -> PixelData:
