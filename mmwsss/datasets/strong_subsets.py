@@ -71,29 +71,35 @@ def choose_strong_subsets(pool: Sequence[str], num: int, kind: str,
     return {kind: sorted(chosen)}
 
 
-def strong_subset_files(num: int, kind: str) -> Dict[str, str]:
+def strong_subset_files(num: int, kind: str,
+                        tag: Optional[str] = None) -> Dict[str, str]:
     """The file names :func:`write_strong_subsets` uses: ``pixel_200.txt``,
-    ``box_200.txt``, and ``bp_200_pixel.txt`` + ``bp_200_box.txt`` for b+p."""
+    ``box_200.txt``, and ``bp_200_pixel.txt`` + ``bp_200_box.txt`` for b+p.
+    ``tag`` replaces the number in the names (the toy dataset's lists are
+    ``pixel_10pct.txt``, ...: the same name whatever the number of images)."""
+    name = str(num) if tag is None else str(tag)
     if kind == 'b+p':
-        return dict(pixel=f'bp_{num}_pixel.txt', box=f'bp_{num}_box.txt')
+        return dict(pixel=f'bp_{name}_pixel.txt', box=f'bp_{name}_box.txt')
     if kind not in STRONG_KINDS:
         raise ValueError(f'unknown strong-subset kind {kind!r}; one of '
                          f'{SUBSET_KINDS}')
-    return {kind: f'{kind}_{num}.txt'}
+    return {kind: f'{kind}_{name}.txt'}
 
 
 def write_strong_subsets(out_dir: str, pool: Sequence[str], num: int, kind: str,
                          seed: int = 0,
-                         pool_name: Optional[str] = None) -> Dict[str, str]:
+                         pool_name: Optional[str] = None,
+                         tag: Optional[str] = None) -> Dict[str, str]:
     """Choose a subset (:func:`choose_strong_subsets`) and write its id lists into
-    ``out_dir`` (atomically; names from :func:`strong_subset_files`). Each file
-    starts with a ``#`` line saying how it was made (split lists skip ``#`` lines).
+    ``out_dir`` (atomically; names from :func:`strong_subset_files`, ``tag`` in
+    place of the number when given). Each file starts with a ``#`` line saying
+    how it was made (split lists skip ``#`` lines).
 
     Returns:
         dict: ``{kind: path}`` of the files written.
     """
     subsets = choose_strong_subsets(pool, num, kind, seed)
-    names = strong_subset_files(num, kind)
+    names = strong_subset_files(num, kind, tag)
     what = {'pixel': 'pixel masks', 'box': 'boxes'}
     n_pool = len(set(pool))
     written = {}

@@ -17,6 +17,8 @@ Layout written under ``out``::
     SaliencyMaps/<id>.png             uint8 grey saliency-like maps
     Annotations/<id>.xml              VOC XML (every object; some marked difficult)
     ImageSets/Segmentation/{train,val,trainval}.txt
+    ImageSets/GAIN/{pixel,box}_10pct.txt, bp_10pct_{pixel,box}.txt
+                                      GAIN_ext strong subsets: 10 % of train
     cls_labels.npy                    {id: float32 multi-hot over the K fg classes}
     toy_meta.json                     generator parameters (used to skip re-generation)
 """
@@ -30,8 +32,11 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from mmwsss.utils.io import (atomic_write, save_class_labels, save_jpg_atomic,
-                             save_png_atomic, voc_palette, write_split_ids)
+from mmwsss.utils.io import (atomic_write, read_split_ids, save_class_labels,
+                             save_jpg_atomic, save_png_atomic, voc_palette,
+                             write_split_ids)
+from .strong_subsets import (SUBSET_KINDS, strong_subset_files,
+                             write_strong_subsets)
 
 TOY_CLASSES = ('background', 'disc', 'box', 'triangle', 'star', 'cross',
                'diamond', 'hexagon', 'crescent')
@@ -48,6 +53,15 @@ _BODY_COLOR = np.array([176, 124, 84], dtype=np.float32)
 GENERATOR_VERSION = 2
 #: Versions :func:`make_toy_dataset` can write.
 GENERATOR_VERSIONS = (1, 2)
+#: GAIN_ext strong subsets written with every toy dataset (Li et al., CVPR 2018,
+#: §3.2: "1~10 percent" of the labels are pixel-level): this percentage of the
+#: train images (rounded half up, at least 1), chosen with the dataset's seed, under
+#: ``ImageSets/GAIN`` with ``10pct`` in place of the number (``pixel_10pct.txt``),
+#: so that a config names the same file for the 400-image set and the small test
+#: and demo sets
+STRONG_SUBSET_PERCENT = 10
+STRONG_SUBSET_DIR = 'ImageSets/GAIN'
+_TRAIN_LIST = 'ImageSets/Segmentation/train.txt'
 
 
 def _regular_polygon(n, r, rot):
@@ -448,8 +462,16 @@ def make_toy_dataset(out: str,
     replaced with ``overwrite=True``. The dataset is generated into a temporary sibling folder and renamed
     into place, so an interrupted run leaves no half-written dataset behind.
 
+    Every dataset also holds GAIN_ext strong subsets of its train split
+    (:func:`strong_subset_meta`; ``toy_meta.json`` key ``strong_subsets``). A
+    folder made before they existed (its ``toy_meta.json`` is this one without that
+    key) gets them added in place: the images are the same, so they are not
+    regenerated.
+
     Returns the parameters written to ``toy_meta.json``.
     """
+    if num_train < 1:
+        raise ValueError('num_train must be at least 1')
     if not 1 <= num_classes <= len(TOY_CLASSES) - 1:
         raise ValueError(f'num_classes must be in [1, {len(TOY_CLASSES) - 1}]')
     if max_objects < 1 or max_objects > num_classes:
@@ -472,13 +494,18 @@ def make_toy_dataset(out: str,
         classes=list(TOY_CLASSES[:num_classes + 1]))
     if version >= 2:
         meta['markers'] = bool(markers)
+    meta['strong_subsets'] = strong_subset_meta(num_train, seed)
     out = osp.abspath(out)
     meta_path = osp.join(out, 'toy_meta.json')
     if osp.exists(out):
         if osp.isfile(meta_path):
             with open(meta_path) as f:
-                if json.load(f) == meta:
-                    return meta  # identical parameters -> identical files
+                old = json.load(f)
+            if old == meta:
+                return meta  # identical parameters -> identical files
+            if isinstance(old, dict) and 'strong_subsets' not in old and \
+                    old == _without_subsets(meta):
+                return add_strong_subsets(out)  # an earlier folder
         if os.listdir(out) and not overwrite:
             raise FileExistsError(
                 f'{out} exists and does not hold a toy dataset with these '
@@ -497,6 +524,64 @@ def make_toy_dataset(out: str,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def strong_subset_meta(num_train: int, seed: int) -> Dict:
+    """The ``strong_subsets`` entry of ``toy_meta.json``: the GAIN_ext subsets of a
+    toy dataset with ``num_train`` train images and seed ``seed``.
+
+    ``num`` = :data:`STRONG_SUBSET_PERCENT` % of the train images (rounded half up,
+    at least 1), chosen with :func:`~mmwsss.datasets.choose_strong_subsets` from
+    ``ImageSets/Segmentation/train.txt`` with the dataset's seed, for each kind
+    (``pixel``, ``box``, ``b+p``; pixel and box are the same ids, b+p splits them).
+    """
+    num = max(1, (num_train * STRONG_SUBSET_PERCENT + 50) // 100)
+    tag = f'{STRONG_SUBSET_PERCENT}pct'
+    files = []
+    for kind in SUBSET_KINDS:
+        files += [f'{STRONG_SUBSET_DIR}/{name}' for name in
+                  strong_subset_files(num, kind, tag).values()]
+    return dict(percent=STRONG_SUBSET_PERCENT, num=int(num), seed=seed,
+                pool=_TRAIN_LIST, files=files)
+
+
+def add_strong_subsets(out: str) -> Dict:
+    """Add the GAIN_ext strong subsets to a toy dataset made before they existed
+    (``toy_meta.json`` without ``strong_subsets``), in place: the lists
+    :func:`make_toy_dataset` writes, then the updated ``toy_meta.json``. A dataset
+    that has them is left as it is.
+
+    Returns the content of ``toy_meta.json``.
+    """
+    with open(osp.join(out, 'toy_meta.json')) as f:
+        meta = json.load(f)
+    if 'strong_subsets' not in meta:
+        meta['strong_subsets'] = strong_subset_meta(meta['num_train'],
+                                                    meta['seed'])
+        _write_strong_subsets(out, meta)
+    return meta
+
+
+def _without_subsets(meta: Dict) -> Dict:
+    return {k: v for k, v in meta.items() if k != 'strong_subsets'}
+
+
+def _write_strong_subsets(root: str, meta: Dict) -> None:
+    """Write the subset lists of ``meta['strong_subsets']`` into ``root``, then
+    ``toy_meta.json`` (last: an interrupted run is redone)."""
+    sub = meta['strong_subsets']
+    pool = read_split_ids(osp.join(root, sub['pool']))
+    written = []
+    for kind in SUBSET_KINDS:
+        files = write_strong_subsets(
+            osp.join(root, STRONG_SUBSET_DIR), pool, sub['num'], kind,
+            seed=sub['seed'], pool_name=sub['pool'],
+            tag=f"{sub['percent']}pct")
+        written += [osp.relpath(p, root).replace(os.sep, '/')
+                    for p in files.values()]
+    assert written == sub['files'], (written, sub['files'])
+    with atomic_write(osp.join(root, 'toy_meta.json'), 'w') as f:
+        json.dump(meta, f, indent=2)
 
 
 def _write_toy(root: str, meta: Dict) -> None:
@@ -539,5 +624,4 @@ def _write_toy(root: str, meta: Dict) -> None:
     write_split_ids(
         osp.join(root, 'ImageSets', 'Segmentation', 'trainval.txt'), all_ids)
     save_class_labels(osp.join(root, 'cls_labels.npy'), cls_labels)
-    with atomic_write(osp.join(root, 'toy_meta.json'), 'w') as f:
-        json.dump(meta, f, indent=2)
+    _write_strong_subsets(root, meta)  # and toy_meta.json

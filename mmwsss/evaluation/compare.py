@@ -364,9 +364,15 @@ def prepare_data(data_root: str, work_dir: str, fresh: bool = False,
 
     * ``data_root`` without ``toy_meta.json``: the toy dataset is generated there
       (``make_toy_dataset(data_root, **generate)``) and the tool says so.
+    * a toy dataset made before the GAIN_ext strong subsets existed (its
+      ``toy_meta.json`` has no ``strong_subsets``) gets them added
+      (:func:`~mmwsss.datasets.toy_generator.add_strong_subsets`; the images are the
+      same).
     * ``<work_dir>/toy_meta.json`` is the copy of the data's ``toy_meta.json`` made at
       the first run; other data stops the tool (results of two datasets must not be
-      mixed) unless ``fresh``, which deletes ``<work_dir>/runs``.
+      mixed) unless ``fresh``, which deletes ``<work_dir>/runs``. A copy that only
+      lacks ``strong_subsets`` is the same data (runs made before the lists existed)
+      and is updated.
 
     Returns:
         (the absolute data root, the content of its toy_meta.json).
@@ -381,6 +387,12 @@ def prepare_data(data_root: str, work_dir: str, fresh: bool = False,
             f'(make_toy_dataset({made or "default parameters"}))')
         make_toy_dataset(data_root, **kwargs)
     meta = _read_json(meta_path)
+    if 'generator_version' in meta and 'strong_subsets' not in meta:
+        from mmwsss.datasets.toy_generator import add_strong_subsets
+        meta = add_strong_subsets(data_root)
+        log(f'{data_root}: added the GAIN_ext strong-subset lists of the toy '
+            f"generator ({', '.join(meta['strong_subsets']['files'])}); the images "
+            'are unchanged')
     work_dir = osp.abspath(work_dir)
     recorded = osp.join(work_dir, 'toy_meta.json')
     runs = osp.join(work_dir, 'runs')
@@ -390,7 +402,12 @@ def prepare_data(data_root: str, work_dir: str, fresh: bool = False,
             shutil.rmtree(runs)
     elif osp.isfile(recorded):
         old = _read_json(recorded)
-        if old != meta:
+        if 'strong_subsets' not in old and 'strong_subsets' in meta and \
+                old == {k: v for k, v in meta.items() if k != 'strong_subsets'}:
+            log(f'{recorded}: the runs were made on this toy data before it had '
+                'the GAIN_ext strong-subset lists (same images): recording them')
+            _write_json(recorded, meta)
+        elif old != meta:
             keys = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
             diff = ', '.join(f'{k}: {old.get(k)!r} -> {meta.get(k)!r}'
                              for k in keys)

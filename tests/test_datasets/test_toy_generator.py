@@ -257,3 +257,57 @@ def test_v2_body_evidence_partly_shared():
             1 - V2_ATTRIBUTE_SWAP + V2_ATTRIBUTE_SWAP / 2, abs=0.03)
     # the partner class (2k, 2k+1) has the same colour and the other period
     assert _v2_body_attributes(np.random.default_rng(1), 2, 8)[0] == 1
+
+
+# ------------------------------------------------------- GAIN_ext strong subsets
+def test_strong_subsets_written_and_recorded(toy_root):
+    """Every toy dataset holds the GAIN_ext lists of 10 % of its train images
+    (rounded half up; 16 -> 2), chosen with the subset library and the dataset's
+    seed, named without the number (the configs name the same file for any size);
+    ``toy_meta.json`` records them."""
+    from mmwsss.datasets import choose_strong_subsets
+    from mmwsss.datasets.toy_generator import strong_subset_meta
+    with open(osp.join(toy_root, 'toy_meta.json')) as f:
+        sub = json.load(f)['strong_subsets']
+    assert sub == strong_subset_meta(16, 0)
+    assert (sub['percent'], sub['num'], sub['seed']) == (10, 2, 0)
+    assert sub['files'] == [
+        'ImageSets/GAIN/pixel_10pct.txt', 'ImageSets/GAIN/box_10pct.txt',
+        'ImageSets/GAIN/bp_10pct_pixel.txt', 'ImageSets/GAIN/bp_10pct_box.txt']
+    pool = read_split_ids(osp.join(toy_root, 'ImageSets/Segmentation/train.txt'))
+    lists = {f: read_split_ids(osp.join(toy_root, f)) for f in sub['files']}
+    pixel = lists['ImageSets/GAIN/pixel_10pct.txt']
+    assert pixel == choose_strong_subsets(pool, 2, 'pixel', seed=0)['pixel']
+    assert lists['ImageSets/GAIN/box_10pct.txt'] == pixel
+    assert sorted(lists['ImageSets/GAIN/bp_10pct_pixel.txt'] +
+                  lists['ImageSets/GAIN/bp_10pct_box.txt']) == pixel
+    with open(osp.join(toy_root, 'ImageSets/GAIN/pixel_10pct.txt')) as f:
+        assert f.readline().startswith('# GAIN_ext pixel subset of 2')
+    assert [strong_subset_meta(n, 0)['num'] for n in (1, 4, 5, 24, 25, 48, 400)] \
+        == [1, 1, 1, 2, 3, 5, 40]
+
+
+def test_strong_subsets_added_to_an_earlier_folder(tmp_path):
+    """A folder made before the lists existed (its toy_meta.json has no
+    ``strong_subsets``) gets them added in place, images untouched; the result is
+    the folder a fresh run writes. Other parameters are still refused."""
+    out, fresh = str(tmp_path / 'toy'), str(tmp_path / 'fresh')
+    meta = make_toy_dataset(out, seed=2, num_train=12, num_val=2)
+    make_toy_dataset(fresh, seed=2, num_train=12, num_val=2)
+    import shutil
+    shutil.rmtree(osp.join(out, 'ImageSets', 'GAIN'))
+    old = {k: v for k, v in meta.items() if k != 'strong_subsets'}
+    with open(osp.join(out, 'toy_meta.json'), 'w') as f:
+        json.dump(old, f, indent=2)
+    img = osp.join(out, 'JPEGImages', 'toy_train_00000.jpg')
+    mtime = os.path.getmtime(img)
+    assert make_toy_dataset(out, seed=2, num_train=12, num_val=2) == meta
+    assert os.path.getmtime(img) == mtime
+    files = _all_files(fresh)
+    assert _all_files(out) == files
+    _, mismatch, errors = filecmp.cmpfiles(out, fresh, files, shallow=False)
+    assert not mismatch and not errors
+    with open(osp.join(out, 'toy_meta.json'), 'w') as f:
+        json.dump(dict(old, seed=3), f)
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        make_toy_dataset(out, seed=2, num_train=12, num_val=2)

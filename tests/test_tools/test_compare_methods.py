@@ -6,6 +6,7 @@ run of two configs end to end (run twice: the second skips both runs)."""
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import time
@@ -149,6 +150,30 @@ def test_toy_meta_mismatch_is_refused(tmp_path):
     (work / 'toy_meta.json').unlink()
     (work / 'runs' / 'x').mkdir(parents=True)
     with pytest.raises(ToolError, match='toy_meta.json is missing'):
+        compare.prepare_data(str(data), str(work), log=lambda m: None)
+
+
+def test_toy_data_made_before_the_strong_subsets(tmp_path):
+    """Data and runs from before the GAIN_ext lists (toy_meta.json without
+    ``strong_subsets``): the lists are added to the data and the runs are kept
+    (the images are the same); other data is still refused."""
+    from mmwsss.datasets import make_toy_dataset
+    data, work = tmp_path / 'toy', tmp_path / 'work'
+    meta = make_toy_dataset(str(data), seed=0, num_train=6, num_val=1)
+    shutil.rmtree(data / 'ImageSets' / 'GAIN')
+    old = {k: v for k, v in meta.items() if k != 'strong_subsets'}
+    for folder in (data, work):
+        folder.mkdir(exist_ok=True)
+        (folder / 'toy_meta.json').write_text(json.dumps(old))
+    (work / 'runs' / 'cam_r18_toy' / 'seed0').mkdir(parents=True)
+    logged = []
+    _, got = compare.prepare_data(str(data), str(work), log=logged.append)
+    assert got == meta and json.loads((work / 'toy_meta.json').read_text()) == meta
+    assert (data / 'ImageSets' / 'GAIN' / 'pixel_10pct.txt').is_file()
+    assert (work / 'runs' / 'cam_r18_toy' / 'seed0').is_dir()
+    assert any('strong-subset lists' in m for m in logged), logged
+    (work / 'toy_meta.json').write_text(json.dumps(dict(old, seed=1)))
+    with pytest.raises(ToolError, match='seed: 1 -> 0'):
         compare.prepare_data(str(data), str(work), log=lambda m: None)
 
 

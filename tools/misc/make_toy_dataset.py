@@ -4,6 +4,9 @@
         [--num-train 400] [--num-val 100] [--image-size 128] [--overwrite]
         [--version {1,2}] [--no-markers]
 
+Every dataset holds GAIN_ext strong subsets of its train split: 10 % of the images
+(ImageSets/GAIN/pixel_10pct.txt, box_10pct.txt, bp_10pct_{pixel,box}.txt; a folder
+made before they existed gets them added, its images untouched).
 Re-running with the same parameters is a no-op. ``--version`` picks the generator
 (default 2; 1 is the earlier data, kept for comparisons); ``--no-markers`` writes the
 version-2 body-only control set (no discriminative markers, every other pixel the
@@ -13,7 +16,8 @@ looks like and why.
 import argparse
 
 from mmwsss.datasets.toy_generator import (GENERATOR_VERSION,
-                                           GENERATOR_VERSIONS, make_toy_dataset)
+                                           GENERATOR_VERSIONS,
+                                           STRONG_SUBSET_DIR, make_toy_dataset)
 from mmwsss.utils.cli import run_tool
 
 
@@ -47,7 +51,9 @@ def main():
     print(f"toy dataset at {a.out}: {meta['num_train']} train / "
           f"{meta['num_val']} val images, {len(meta['classes']) - 1} classes, "
           f"seed {meta['seed']}, generator version {meta['generator_version']}"
-          + ('' if meta.get('markers', True) else ', no markers'))
+          + ('' if meta.get('markers', True) else ', no markers')
+          + f", GAIN_ext strong subsets of {meta['strong_subsets']['num']} "
+          f"train images in {STRONG_SUBSET_DIR}")
 
 
 if __name__ == '__main__':
