@@ -404,6 +404,30 @@ def test_ext_losses_through_the_head():
     assert 'gt_box_mask' in plain.head._warned_unused
 
 
+def test_ext_pixel_uses_only_images_flagged_strong():
+    """With strong subsets (``strong_pixel`` in the meta), a mask that the
+    pipeline loaded for an unflagged image is not supervision."""
+    model = _classifier(ext_supervision=('pixel', )).eval()
+    x, ds, seg, *_ = _ext_batch()
+    feats = model.extract_feat(x)
+
+    def ext(samples):
+        losses, _ = model.head.loss(feats, samples, inputs=x,
+                                    extract_feat=model.extract_feat_stream)
+        return losses.get('loss_ext_pixel')
+
+    only_first = ext(ds)
+    ds[2].gt_sem_seg = PixelData(data=seg.clone())  # loaded, not flagged
+    for d, flag in zip(ds, (True, False, False)):
+        d.set_metainfo(dict(strong_pixel=flag))
+    assert ext(ds).item() == pytest.approx(only_first.item(), rel=1e-6)
+    ds[2].set_metainfo(dict(strong_pixel=True))
+    assert abs(ext(ds).item() - only_first.item()) > 1e-6
+    ds[0].set_metainfo(dict(strong_pixel=False))
+    ds[2].set_metainfo(dict(strong_pixel=False))
+    assert ext(ds) is None
+
+
 def test_ext_pixel_loss_decreases_in_a_few_steps():
     model = _classifier(ext_supervision=('pixel', ), am_start_iter=10**9,
                         mining_bn='train').train()

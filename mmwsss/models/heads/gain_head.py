@@ -490,8 +490,12 @@ class GAINHead(BaseCAMHead):
         """``loss_ext_pixel`` (Eqs. 7-8) and ``loss_ext_box`` (Eqs. 9-10) on the
         pairs of the images that carry the supervision."""
         losses = {}
+        # a sample flagged by the dataset's strong subsets (``strong_pixel`` in
+        # its meta) uses its mask only when flagged: a pipeline that also loads
+        # the masks of the other images must not make them supervised
         has_pixel = [i for i, ds in enumerate(data_samples)
-                     if 'gt_sem_seg' in ds]
+                     if 'gt_sem_seg' in ds and
+                     ds.metainfo.get('strong_pixel', True)]
         has_box = [i for i, ds in enumerate(data_samples)
                    if 'gt_box_mask' in ds]
         if has_box and 'box' not in self.ext_supervision:
