@@ -4,10 +4,12 @@ from .deeplab_vgg16 import DeepLabVGG16
 from .resnet_weights import (ResNetStateDictError,
                              convert_deeplab_resnet_state_dict,
                              extract_deeplab_aspp)
-from .vgg_weights import VGGStateDictError, convert_vgg16_state_dict
+from .vgg_weights import (VGGStateDictError, convert_vgg16_fc_state_dict,
+                          convert_vgg16_state_dict)
 
 __all__ = [
-    'DeepLabVGG16', 'convert_vgg16_state_dict', 'VGGStateDictError',
+    'DeepLabVGG16', 'convert_vgg16_state_dict', 'convert_vgg16_fc_state_dict',
+    'VGGStateDictError',
     'DeepLabResNet', 'convert_deeplab_resnet_state_dict', 'extract_deeplab_aspp',
     'ResNetStateDictError'
 ]

@@ -55,7 +55,12 @@ class DeepLabVGG16(ConvertedPretrainedMixin, BaseModule):
       pooling gives the same sizes for the odd crops DeepLab uses (321, 513) but
       differs for even sizes (Caffe: 224 → 113 → 57 → 29).
     * ``'plain'``: torchvision ``vgg16().features`` unchanged (2×2 stride-2 pool1–
-      pool5), output stride 32 (321 → 10, 224 → 7). Useful as a reference.
+      pool5), output stride 32 (321 → 10, 224 → 7). Useful as a reference. With
+      ``with_last_pool=False`` the last output is relu5_3 (stride 16: 321 → 20,
+      224 → 14), the layer GAIN takes its Grad-CAM attention from (Li et al.,
+      "Tell Me Where to Look: Guided Attention Inference Network", CVPR 2018, §3.1:
+      "the last convolutional layer"; :class:`~mmwsss.models.heads.VGGFCHead` then
+      applies pool5 itself).
 
     Parameter names follow torchvision's ``vgg16().features`` indices, so a
     torchvision checkpoint maps one-to-one: ``features.{i}.weight/bias`` with ``i`` =
@@ -80,6 +85,10 @@ class DeepLabVGG16(ConvertedPretrainedMixin, BaseModule):
             end) whose outputs are returned, as a tuple. Default: ``(4,)``.
         frozen_stages (int): stages ``0..frozen_stages`` get ``requires_grad=False``
             (-1: none). Default: -1.
+        with_last_pool (bool): keep pool5 in stage 4 (``'plain'``, ``'largefov'``;
+            ``'oaa'`` has none). False ends stage 4 at relu5_3 (MMPretrain ``VGG``'s
+            argument of the same name); the parameters and their names do not
+            change. Default: True.
         init_cfg (dict | list[dict], optional): MMEngine init config. Without it the
             convs keep torchvision's init (Kaiming normal, fan_out, ReLU; zero bias)
             done at construction. ``dict(type='Pretrained', checkpoint=PATH,
@@ -102,6 +111,7 @@ class DeepLabVGG16(ConvertedPretrainedMixin, BaseModule):
                  in_channels: int = 3,
                  out_indices: Union[int, Sequence[int]] = (4, ),
                  frozen_stages: int = -1,
+                 with_last_pool: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         if variant not in _POOLS:
@@ -129,6 +139,7 @@ class DeepLabVGG16(ConvertedPretrainedMixin, BaseModule):
             raise ValueError(f'DeepLabVGG16: frozen_stages must be in [-1, 4], '
                              f'got {frozen_stages}')
         self.frozen_stages = frozen_stages
+        self.with_last_pool = bool(with_last_pool)
 
         self.stage_channels = tuple(
             max(1, int(round(c * self.width))) for c in _STAGE_CHANNELS)
@@ -145,6 +156,8 @@ class DeepLabVGG16(ConvertedPretrainedMixin, BaseModule):
                 layers.append(nn.ReLU(inplace=True))
                 cin = cout
             pool = _POOLS[variant][stage]
+            if stage == len(_STAGE_DEPTHS) - 1 and not self.with_last_pool:
+                pool = None
             if pool is not None:
                 k, s, p = pool
                 layers.append(nn.MaxPool2d(kernel_size=k, stride=s, padding=p))

@@ -20,6 +20,10 @@ source layouts (any of them may be wrapped in ``{'state_dict': ...}`` or
 Only the backbone's 13 convolutions are returned. Any other key, a missing
 convolution, or two source keys for the same parameter raise a
 :class:`VGGStateDictError` (a ``KeyError``) that lists the offending names.
+
+:func:`convert_vgg16_fc_state_dict` maps the same files to the ImageNet fully
+connected layers fc6 / fc7 of :class:`~mmwsss.models.heads.VGGFCHead`
+(torchvision ``classifier.0`` / ``classifier.3``, Caffe-style ``fc6`` / ``fc7``).
 """
 import re
 from collections import OrderedDict
@@ -32,7 +36,7 @@ from .state_dict_utils import (format_names, rename_state_dict,
 
 __all__ = [
     'VGG16_CONV_INDICES', 'VGG16_CONV_NAMES', 'VGGStateDictError',
-    'convert_vgg16_state_dict'
+    'convert_vgg16_state_dict', 'convert_vgg16_fc_state_dict'
 ]
 
 
@@ -125,3 +129,82 @@ def convert_vgg16_state_dict(state_dict: Mapping) -> Dict[str, torch.Tensor]:
             '(torchvision `features.N.*`, Caffe-style `convS_J.*` or '
             'DeepLab `block_S.convJ.*` names): ' + '; '.join(problems))
     return OrderedDict((k, converted[k]) for k in expected)
+
+
+# ------------------------------------------------------------- fc6 / fc7
+# torchvision ``vgg16().classifier``: 0 = fc6, 3 = fc7, 6 = the ImageNet fc8.
+_TV_FC = re.compile(_PREFIX + r'classifier\.(\d+)\.(weight|bias)$')
+_TV_FC_NAMES = {'0': 'fc6', '3': 'fc7', '6': ''}
+_CAFFE_FC = re.compile(_PREFIX + r'(?:features\.)?(fc6|fc7)\.(weight|bias)$')
+
+
+def _fc_target_name(key: str):
+    """The VGGFCHead name for ``key``: ``fc6.*`` / ``fc7.*``, ``''`` for a known
+    layer of a VGG-16 file that is not fc6 / fc7 (convolutions, fc8, DeepLab's
+    convolutional fc layers), ``None`` if unknown."""
+    m = _TV_FC.match(key)
+    if m:
+        name = _TV_FC_NAMES.get(m.group(1))
+        return None if name is None else (name and f'{name}.{m.group(2)}')
+    m = _CAFFE_FC.match(key)
+    if m:
+        return f'{m.group(1)}.{m.group(2)}'
+    return '' if _target_name(key) is not None else None
+
+
+def convert_vgg16_fc_state_dict(state_dict: Mapping
+                                ) -> Dict[str, torch.Tensor]:
+    """The ImageNet fc6 / fc7 of a VGG-16 state dict, named as
+    :class:`~mmwsss.models.heads.VGGFCHead`'s layers.
+
+    torchvision's ``classifier.0`` / ``classifier.3`` become ``fc6`` / ``fc7``;
+    Caffe-style ``fc6.*`` / ``fc7.*`` keep their names, and a convolutional form
+    (fc6 as a 7x7 convolution ``(4096, 512, 7, 7)``, fc7 as a 1x1 one) is
+    flattened in the (channel, row, column) order of ``torch.flatten`` after the
+    7x7 pooling, which is the order of the fully connected weights. The
+    convolutions and the 1000-class fc8 are dropped (the head's fc8 is new).
+    Prefixes and wrappers as :func:`convert_vgg16_state_dict`.
+
+    Returns:
+        OrderedDict[str, Tensor]: ``fc6.weight``, ``fc6.bias``, ``fc7.weight``,
+        ``fc7.bias``.
+
+    Raises:
+        VGGStateDictError: unknown keys, a missing fc6 / fc7 tensor (e.g. the
+            PyTorch DeepLab-LargeFOV layouts, whose ``features.32`` / ``conv6``
+            are other, dilated layers; a Caffe-style file of such layers gives
+            tensors of other shapes, which :class:`VGGFCHead` reports),
+            duplicate sources or a weight that is not 2-d / 4-d.
+    """
+    state_dict = unwrap_state_dict(state_dict)
+    converted, unknown, duplicates = rename_state_dict(state_dict,
+                                                       _fc_target_name)
+    expected = [f'{n}.{p}' for n in ('fc6', 'fc7') for p in ('weight', 'bias')]
+    missing = [k for k in expected if k not in converted]
+    problems = []
+    if unknown:
+        problems.append(f'unexpected keys: {_fmt(unknown)}')
+    if duplicates:
+        problems.append(f'duplicate keys: {_fmt(duplicates)}')
+    if missing:
+        problems.append(f'missing keys: {_fmt(missing)} (torchvision '
+                        '`classifier.0` / `classifier.3` or Caffe-style '
+                        '`fc6` / `fc7`)')
+    out = OrderedDict()
+    for k in expected:
+        if k not in converted:
+            continue
+        v = converted[k]
+        if k.endswith('.weight'):
+            if v.dim() == 4:
+                v = v.reshape(v.shape[0], -1)
+            elif v.dim() != 2:
+                problems.append(f'{k} has shape {tuple(v.shape)}: expected a '
+                                'fully connected (2-d) or convolutional (4-d) '
+                                'weight')
+        out[k] = v
+    if problems:
+        raise VGGStateDictError(
+            'not a VGG-16 state dict with ImageNet fc6 / fc7 that '
+            'convert_vgg16_fc_state_dict understands: ' + '; '.join(problems))
+    return out
