@@ -46,6 +46,10 @@ NPROC = '2'
 CLASSIFIER_CONFIGS = ('cam/cam_vgg16_voc.py', 'oaa/oaa_vgg16_voc.py',
                       'oaa/oaa_drop_vgg16_voc.py', 'oaa/oaa_iam_vgg16_voc.py',
                       'oaa/oaa_drop_iam_vgg16_voc.py')
+# GAIN (tests/test_tools/test_gain_configs.py)
+GAIN_CONFIGS = ('gain/gain_vgg16_voc.py', 'gain/gain_ext-p200_vgg16_voc.py',
+                'gain/gain_ext-b200_vgg16_voc.py',
+                'gain/gain_ext-bp200_vgg16_voc.py')
 SEGMENTOR_CONFIGS = ('deeplab/largefov_vgg16_voc12aug_gt.py',
                      'deeplab/largefov_vgg16_voc12aug_pseudo.py',
                      'deeplab/deeplabv2_r101_voc12aug_gt.py',
@@ -249,7 +253,7 @@ def test_every_shipped_config_is_run():
         osp.relpath(p, CONFIG_DIR)
         for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
         if '_base_' not in p and not osp.relpath(p, CONFIG_DIR).startswith('toy'))
-    assert shipped == sorted(CLASSIFIER_CONFIGS + SEGMENTOR_CONFIGS)
+    assert shipped == sorted(CLASSIFIER_CONFIGS + GAIN_CONFIGS + SEGMENTOR_CONFIGS)
     # the toy configs are run by the toy tests and the demo
     tests_text = ''.join(
         open(p).read()
