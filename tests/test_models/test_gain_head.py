@@ -137,6 +137,7 @@ def test_build_options_and_errors():
                       (dict(normalize='l2'), 'normalize'),
                       (dict(ext_supervision=('mask', )), 'ext_supervision'),
                       (dict(am_start_iter=-1), 'am_start_iter'),
+                      (dict(ext_start_iter=1.5), 'ext_start_iter'),
                       (dict(num_classes=5), 'num_classes'),
                       (dict(loss_weight=2.), 'loss_weight'),
                       (dict(in_index=0), 'in_index')]:
@@ -442,6 +443,21 @@ def test_ext_pixel_loss_decreases_in_a_few_steps():
         losses['loss_ext_pixel'].backward()
         optim.step()
     assert values[-1] < values[0]
+
+
+def test_ext_start_iter_warm_up():
+    """Before ext_start_iter the extra-supervision loss is logged as 0 and gives no
+    gradient; from it on, the loss is the same as without a warm-up; L_am keeps
+    its own start."""
+    x, ds, *_ = _ext_batch()
+    ref = _classifier(ext_supervision=('pixel', )).train().loss(x, ds)
+    model = _classifier(ext_supervision=('pixel', ), ext_start_iter=2).train()
+    first = model.loss(x, ds)
+    assert first['loss_ext_pixel'].item() == 0 and first['loss_am'].item() > 0
+    assert first['loss_ext_pixel'].requires_grad
+    model.loss(x, ds)
+    third = model.loss(x, ds)
+    torch.testing.assert_close(third['loss_ext_pixel'], ref['loss_ext_pixel'])
 
 
 def test_ext_maps_must_cover_the_image():

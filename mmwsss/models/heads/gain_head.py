@@ -123,6 +123,14 @@ class GAINHead(BaseCAMHead):
             is the runner's (MMEngine's message hub, so it continues after
             ``--resume``); outside a runner, the head counts its training loss
             calls.
+        ext_start_iter (int): the same for the extra-supervision losses
+            (``loss_ext_pixel``, ``loss_ext_box``: computed, logged as 0 and kept
+            in the graph with weight 0 before this iteration; not in the paper,
+            default 0). For a classifier trained from scratch: the attention of an
+            untrained classifier has a tiny range, and ``Â``'s normalisation
+            divides the gradient of ``L_e`` by that range, so that ``L_e``
+            outweighs ``L_cl`` by orders of magnitude (docs/benchmarks.md, section
+            'GAIN on the toy dataset').
         second_order (bool): keep the graph of the Grad-CAM weights ``w^c``
             (double backpropagation), so that the attention losses also train the
             inner head through ``w^c``. Default False: ``w^c`` is a constant kernel
@@ -161,6 +169,7 @@ class GAINHead(BaseCAMHead):
                  am_score: str = 'sigmoid',
                  am_grad: str = 'all',
                  am_start_iter: int = 0,
+                 ext_start_iter: int = 0,
                  second_order: bool = False,
                  mining_bn: str = 'eval',
                  ext_weight: float = 10.0,
@@ -177,10 +186,12 @@ class GAINHead(BaseCAMHead):
             ext_supervision = (ext_supervision, )
         for kind in ext_supervision:
             _check_choice('ext_supervision entries', kind, EXT_KINDS)
-        if not isinstance(am_start_iter, int) or isinstance(
-                am_start_iter, bool) or am_start_iter < 0:
-            raise ValueError('GAINHead: am_start_iter must be an int >= 0, got '
-                             f'{am_start_iter!r}')
+        for name, value in (('am_start_iter', am_start_iter),
+                            ('ext_start_iter', ext_start_iter)):
+            if not isinstance(value, int) or isinstance(value, bool) or \
+                    value < 0:
+                raise ValueError(f'GAINHead: {name} must be an int >= 0, got '
+                                 f'{value!r}')
         if float(omega) <= 0:
             raise ValueError(f'GAINHead: omega must be > 0, got {omega!r}')
         for key in ('loss_weight', 'in_index'):
@@ -219,6 +230,7 @@ class GAINHead(BaseCAMHead):
         self.alpha = float(alpha)
         self.am_grad = am_grad
         self.am_start_iter = am_start_iter
+        self.ext_start_iter = ext_start_iter
         self.second_order = bool(second_order)
         self.mining_bn = mining_bn
         self.ext_weight = float(ext_weight)
@@ -447,8 +459,11 @@ class GAINHead(BaseCAMHead):
         else:
             loss_am = logits.new_zeros((), dtype=torch.float32)
         losses['loss_am'] = self.alpha * loss_am  # Eq. 6
-        losses.update(self._ext_losses(norm, valid, images, classes,
-                                       data_samples, img_shapes))
+        ext = self._ext_losses(norm, valid, images, classes, data_samples,
+                               img_shapes)
+        if it < self.ext_start_iter:  # warm-up: 0, the graph kept (DDP)
+            ext = {k: v * 0. for k, v in ext.items()}
+        losses.update(ext)
         with torch.no_grad():
             losses['am_mask_mean'] = mask_mean_pair.mean() if \
                 images.numel() else mask_mean_pair.new_zeros(())
