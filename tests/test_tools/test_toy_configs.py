@@ -1,10 +1,12 @@
 """The toy configs that no other test or the demo runs: OAA++ (trained, resumed from
-its first checkpoint), OAA+++ on its maps, and the one-run OAA ablation -- as shipped,
-on the toy data, with ``--cfg-options`` only for the schedule and ``data_root``
+its first checkpoint), OAA+++ on its maps, the one-run OAA ablation, GAIN and GAIN_ext-p
+(trained, resumed from its first checkpoint) -- as shipped, on the toy data, with
+``--cfg-options`` only for the schedule and ``data_root``
 (``tests/test_tools/test_voc_configs.py`` checks that every toy config is run by a
 test)."""
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -73,3 +75,52 @@ def test_oaa_ablation_toy(toy_root, tmp_path):
     _train('oaa_ablation_r18_toy.py', work, toy_root, 2)
     # every hook exported to its own folder; only start_epoch=1 accumulated
     assert len(os.listdir(osp.join(work, 'oaa_start1'))) > 0
+
+
+def _train_log(p, epoch):
+    """The logged losses of the training iterations of ``epoch``."""
+    lines = re.findall(rf'Epoch\(train\)\s+\[{epoch}\]\[\d+/\d+\].*',
+                       p.stdout + p.stderr)
+    assert lines, (p.stdout + p.stderr)[-3000:]
+    return [dict((k, float(v)) for k, v in
+                 re.findall(r'(loss\w*|am_mask_mean): ([-\d.e]+)', ln))
+            for ln in lines]
+
+
+# the GAIN schedule's warm-up of the attention losses (10 of 40 epochs) in
+# iterations, shortened to one iteration: the toy test set is one batch per epoch,
+# so L_am (and GAIN_ext-p's L_e) is on in epoch 2
+GAIN_SCHEDULE = ('model.head.am_start_iter=1', )
+GAIN_EXT_SCHEDULE = GAIN_SCHEDULE + ('model.head.ext_start_iter=1', )
+
+
+def test_gain_toy(toy_root, tmp_path):
+    """GAIN (configs/toy/gain_r18_toy.py): L_cl only in the warm-up, then L_am; the
+    losses are finite, the attention mask is neither empty nor the whole image."""
+    work = str(tmp_path / 'gain')
+    p = _train('gain_r18_toy.py', work, toy_root, 2, *GAIN_SCHEDULE)
+    (first, ), (second, ) = _train_log(p, 1), _train_log(p, 2)
+    assert first['loss_am'] == 0 and 'loss_ext_pixel' not in first
+    assert 0 < second['loss_am'] < 1  # a sigmoid score
+    assert 0 < second['am_mask_mean'] < 1
+    assert osp.isfile(osp.join(work, 'epoch_2.pth'))
+
+
+def test_gainext_p_toy(toy_root, tmp_path):
+    """GAIN_ext-p (configs/toy/gainext_p_r18_toy.py): the generator's 10 % pixel
+    subset (2 of the 16 test images), 2 of them in the batch (StrongMixSampler);
+    killed after epoch 1 and resumed: L_am and the pixel attention loss start after
+    the resume (the runner's iteration)."""
+    work = str(tmp_path / 'gainext_p')
+    p = _train('gainext_p_r18_toy.py', work, toy_root, 2, *GAIN_EXT_SCHEDULE)
+    (first, ) = _train_log(p, 1)
+    assert first['loss_am'] == first['loss_ext_pixel'] == 0
+    kill_after_first_epoch(work)
+    p = _train('gainext_p_r18_toy.py', work, toy_root, 2, *GAIN_EXT_SCHEDULE,
+               resume=True)
+    assert 'epoch_1.pth' in p.stdout + p.stderr
+    (second, ) = _train_log(p, 2)
+    assert 0 < second['loss_am'] < 1
+    assert 0 < second['loss_ext_pixel'] < 10  # omega x a mean squared error
+    assert sum(v for k, v in second.items() if k.startswith('loss_')) == \
+        pytest.approx(second['loss'], abs=1e-3)
