@@ -3,7 +3,7 @@
 # CPU, stage by stage with the standard tools (the same commands work on VOC with its
 # configs). METHOD names the seed method: configs/toy/${METHOD}_r18_toy.py, a config
 # with a `method` dict (docs/extending.md): cam, oaa (default), oaa_drop (OAA++),
-# iam (OAA+), iam_drop (OAA+++), gain (GAIN), gainext_p (GAIN_ext-p).
+# iam (OAA+), iam_drop (OAA+++), gain (GAIN), gain_ext-p (GAIN_ext-p).
 #   [1] toy data  [2] the method's classifier (first the run it requires, if any)
 #   [3] seeds: CAM export of the classifier + seed evaluation of the CAMs and of the
 #       method's seed maps

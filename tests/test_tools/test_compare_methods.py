@@ -33,9 +33,9 @@ def test_toy_method_declarations():
         'cam_r18_toy.py': 'CAM', 'oaa_r18_toy.py': 'OAA',
         'oaa_drop_r18_toy.py': 'OAA++', 'iam_r18_toy.py': 'OAA+',
         'iam_drop_r18_toy.py': 'OAA+++', 'gain_r18_toy.py': 'GAIN',
-        'gainext_p_r18_toy.py': 'GAIN_ext-p'}
+        'gain_ext-p_r18_toy.py': 'GAIN_ext-p'}
     assert specs['cam_r18_toy.py'].seeds == 'cams'
-    for name in ('gain_r18_toy.py', 'gainext_p_r18_toy.py'):
+    for name in ('gain_r18_toy.py', 'gain_ext-p_r18_toy.py'):
         assert specs[name].seeds == 'cams' and specs[name].requires == {}
         assert specs[name].pseudo_label_rule['type'] == 'GAINCues'
     assert specs['oaa_drop_r18_toy.py'].seeds == 'oaa_maps'

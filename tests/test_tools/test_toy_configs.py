@@ -106,17 +106,17 @@ def test_gain_toy(toy_root, tmp_path):
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
 
 
-def test_gainext_p_toy(toy_root, tmp_path):
-    """GAIN_ext-p (configs/toy/gainext_p_r18_toy.py): the generator's 10 % pixel
+def test_gain_ext_p_toy(toy_root, tmp_path):
+    """GAIN_ext-p (configs/toy/gain_ext-p_r18_toy.py): the generator's 10 % pixel
     subset (2 of the 16 test images), 2 of them in the batch (StrongMixSampler);
     killed after epoch 1 and resumed: L_am and the pixel attention loss start after
     the resume (the runner's iteration)."""
-    work = str(tmp_path / 'gainext_p')
-    p = _train('gainext_p_r18_toy.py', work, toy_root, 2, *GAIN_EXT_SCHEDULE)
+    work = str(tmp_path / 'gain_ext-p')
+    p = _train('gain_ext-p_r18_toy.py', work, toy_root, 2, *GAIN_EXT_SCHEDULE)
     (first, ) = _train_log(p, 1)
     assert first['loss_am'] == first['loss_ext_pixel'] == 0
     kill_after_first_epoch(work)
-    p = _train('gainext_p_r18_toy.py', work, toy_root, 2, *GAIN_EXT_SCHEDULE,
+    p = _train('gain_ext-p_r18_toy.py', work, toy_root, 2, *GAIN_EXT_SCHEDULE,
                resume=True)
     assert 'epoch_1.pth' in p.stdout + p.stderr
     (second, ) = _train_log(p, 2)

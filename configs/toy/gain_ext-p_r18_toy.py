@@ -6,11 +6,11 @@
 # % of the labels). Every image, strong or not, also trains with its image labels
 # (L_cl, L_am). The GT masks only train the classifier's attention; the seeds and the
 # segmentation stage see image labels only.
-#   python tools/train.py configs/toy/gainext_p_r18_toy.py
-#   python tools/export_cams.py configs/toy/gainext_p_r18_toy.py \
-#       work_dirs/gainext_p_r18_toy/epoch_40.pth --out work_dirs/gainext_p_r18_toy/cams
-#   python tools/eval_seeds.py work_dirs/gainext_p_r18_toy/cams \
-#       configs/toy/gainext_p_r18_toy.py
+#   python tools/train.py configs/toy/gain_ext-p_r18_toy.py
+#   python tools/export_cams.py configs/toy/gain_ext-p_r18_toy.py \
+#       work_dirs/gain_ext-p_r18_toy/epoch_40.pth --out work_dirs/gain_ext-p_r18_toy/cams
+#   python tools/eval_seeds.py work_dirs/gain_ext-p_r18_toy/cams \
+#       configs/toy/gain_ext-p_r18_toy.py
 _base_ = './gain_r18_toy.py'
 batch_size = 16
 # StrongMixSampler: num_strong strong images in every batch, one pass over the 360
