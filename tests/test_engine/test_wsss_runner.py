@@ -136,3 +136,35 @@ def test_disabled_class_check_skips_the_check():
     WSSSNumClassCheckHook(enabled=False).before_train(runner)
     with pytest.raises(ValueError, match='enabled'):
         WSSSNumClassCheckHook(enabled='no')
+
+
+def test_sampler_batch_size_must_match_the_loader(tmp_path):
+    """A sampler that composes its own batches (StrongMixSampler) with another
+    batch size than the loader's is refused when the runner builds the loader;
+    MMEngine's Runner would cut its batches across the loader's silently."""
+    from mmwsss.datasets.toy_generator import make_toy_dataset
+    from mmwsss.engine.runner import WSSSRunner
+    from mmwsss.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    root = str(tmp_path / 'toy')
+    make_toy_dataset(root, num_train=12, num_val=2)
+    (tmp_path / 'pixel.txt').write_text('toy_train_00003\n')
+
+    def cfg(loader_bs, sampler_bs):
+        return dict(
+            batch_size=loader_bs, num_workers=0,
+            sampler=dict(type='StrongMixSampler', batch_size=sampler_bs,
+                         num_strong=1),
+            dataset=dict(
+                type='ToyWSSSDataset', data_root=root,
+                ann_file='ImageSets/Segmentation/train.txt',
+                data_prefix=dict(img_path='JPEGImages',
+                                 seg_map_path='SegmentationClass'),
+                strong_subsets=dict(pixel=str(tmp_path / 'pixel.txt')),
+                pipeline=[dict(type='LoadImageFromFile'),
+                          dict(type='PackWSSSInputs')]))
+
+    assert WSSSRunner.build_dataloader(cfg(4, 4), seed=0).batch_size == 4
+    with pytest.raises(ValueError, match=r'sampler.batch_size.*'
+                       r'train_dataloader.batch_size'):
+        WSSSRunner.build_dataloader(cfg(4, 3), seed=0)

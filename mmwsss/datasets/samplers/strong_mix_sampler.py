@@ -60,7 +60,8 @@ class StrongMixSampler(Sampler):
     The sampler yields ``len(self)`` indices per rank and MMEngine's default
     batching (the ``DataLoader`` cuts consecutive indices into batches) makes the
     batches, so ``batch_size`` **must equal** ``train_dataloader.batch_size`` (the
-    per-GPU batch size)::
+    per-GPU batch size; :class:`~mmwsss.engine.runner.WSSSRunner` refuses a
+    mismatch when it builds the loader)::
 
         batch_size = 8
         train_dataloader = dict(

@@ -96,3 +96,32 @@ class WSSSRunner(Runner):
             custom_hooks: Optional[List[HookCfg]] = None) -> None:
         super().register_hooks(
             default_hooks, with_default_custom_hooks(custom_hooks, default_hooks))
+
+    @staticmethod
+    def build_dataloader(dataloader, seed: Optional[int] = None,
+                         diff_rank_seed: bool = False):
+        """MMEngine's ``build_dataloader`` plus one check: a sampler that composes
+        batches itself (one with a ``batch_size``, e.g.
+        :class:`~mmwsss.datasets.samplers.StrongMixSampler`) must have the data
+        loader's batch size, or its batches would be cut across the loader's."""
+        loader = Runner.build_dataloader(
+            dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        check_sampler_batch_size(loader)
+        return loader
+
+
+def check_sampler_batch_size(loader) -> None:
+    """Raise if the loader's sampler composes batches of another size than the
+    loader's ``batch_size``."""
+    sampler = getattr(loader, 'sampler', None)
+    size = getattr(sampler, 'batch_size', None)
+    if size is None or getattr(loader, 'batch_size', None) is None:
+        return
+    if int(size) != int(loader.batch_size):
+        raise ValueError(
+            f'{type(sampler).__name__} composes batches of {size} images '
+            f'(sampler.batch_size) but the data loader takes {loader.batch_size} '
+            'at a time (train_dataloader.batch_size): set both from one variable, '
+            'e.g. batch_size = 8; train_dataloader = dict(batch_size=batch_size, '
+            f'sampler=dict(type={type(sampler).__name__!r}, '
+            'batch_size=batch_size, ...))')
