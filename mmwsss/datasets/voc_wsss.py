@@ -10,7 +10,7 @@ from mmwsss.registry import DATASETS
 from mmwsss.utils.cam_io import cam_path
 from mmwsss.utils.io import (MissingIdError, labels_from_mask, load_class_labels,
                              read_label_png, read_split_ids, read_voc_xml,
-                             voc_xml_names)
+                             shown_ids, voc_xml_names)
 from .strong_subsets import STRONG_KINDS
 
 LABEL_SOURCES = ('cls_file', 'mask', 'xml')
@@ -258,7 +258,7 @@ class VOCWSSSDataset(BaseSegDataset):
                                  f'{e}') from None
             missing = sorted({i for i in listed if i not in position})
             if missing:
-                shown = ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else '')
+                shown = shown_ids(missing)
                 raise MissingIdError(
                     f'{type(self).__name__}: {len(missing)} id(s) of the id list '
                     f'{path!r} (strong_subsets.{kind}) are not in the split '
@@ -267,7 +267,7 @@ class VOCWSSSDataset(BaseSegDataset):
             chosen[kind] = set(listed)
         both = sorted(chosen.get('pixel', set()) & chosen.get('box', set()))
         if both:
-            shown = ', '.join(both[:5]) + (' ...' if len(both) > 5 else '')
+            shown = shown_ids(both)
             raise ValueError(
                 f'{type(self).__name__}: {len(both)} id(s) are in both '
                 f"strong_subsets.pixel ({self.strong_subsets['pixel']!r}) and "
@@ -322,7 +322,7 @@ class VOCWSSSDataset(BaseSegDataset):
     def _missing_error(self, what: str, ids: List[str], folder: str,
                        fix: str, prefix_key: Optional[str] = None
                        ) -> FileNotFoundError:
-        shown = ', '.join(ids[:5]) + (' ...' if len(ids) > 5 else '')
+        shown = shown_ids(ids)
         key = f' (data_prefix.{prefix_key})' if prefix_key else ''
         return FileNotFoundError(
             f'{type(self).__name__}: {len(ids)} id(s) of the split '
@@ -340,7 +340,7 @@ class VOCWSSSDataset(BaseSegDataset):
                     'for this dataset')
             missing = [i for i in ids if i not in table]
             if missing:
-                shown = ', '.join(missing[:5]) + (' ...' if len(missing) > 5 else '')
+                shown = shown_ids(missing)
                 raise MissingIdError(
                     f'{len(missing)} image id(s) of the split {self.ann_file!r} '
                     f'are missing from the class-label file '
@@ -415,7 +415,7 @@ class VOCWSSSDataset(BaseSegDataset):
         if not empty:
             return
         from mmengine.logging import print_log
-        shown = ', '.join(empty[:5]) + (' ...' if len(empty) > 5 else '')
+        shown = shown_ids(empty)
         print_log(
             f'{type(self).__name__}: {len(empty)} image(s) of {self.ann_file!r} have '
             f'no foreground class ({shown}). Classifiers train on them as negatives '

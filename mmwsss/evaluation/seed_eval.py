@@ -10,13 +10,14 @@ References: docs/methods/oaa.md, section 'References'.
 import logging
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
 
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
-from mmwsss.utils.io import data_info_gt_path, data_info_id, read_label_png
+from mmwsss.utils.io import (data_info_gt_path, data_info_id, read_label_png,
+                             shown_ids)
 from .functional import (format_class_table, format_percent, format_table,
                          percent_cells, percent_or_none, ratio)
 from .metrics.seed_sweep import (check_thresholds, confusions_from_histogram,
@@ -107,9 +108,6 @@ def _quality_json(scores: Dict) -> Dict:
             for k, v in q['per_class_noise'].items()
         }))
 
-
-def _shown(ids: List[str], n: int = 5) -> str:
-    return ', '.join(ids[:n]) + (' ...' if len(ids) > n else '')
 
 
 def attention_counts(rec, gt: np.ndarray, ignore_index: int,
@@ -208,7 +206,7 @@ def evaluate_cam_dir(cam_dir: str,
     if no_gt:
         raise ValueError(
             f'{type(dataset).__name__} (split {split!r}) has no GT masks for '
-            f'{len(no_gt)} id(s): {_shown(no_gt)}. Seed evaluation needs GT '
+            f'{len(no_gt)} id(s): {shown_ids(no_gt)}. Seed evaluation needs GT '
             'masks: set data_prefix.seg_map_path (e.g. SegmentationClass) in the '
             'dataset config or pick a split that has masks (--split)')
 
@@ -221,7 +219,7 @@ def evaluate_cam_dir(cam_dir: str,
     if missing:
         raise FileNotFoundError(
             f'{len(missing)} of {n} id(s) of the split {split!r} have no CAM file '
-            f'in {cam_dir!r}: {_shown(missing)}. Export CAMs for every id of '
+            f'in {cam_dir!r}: {shown_ids(missing)}. Export CAMs for every id of '
             'this split, or evaluate the split the CAMs were made for (--split)')
 
     hist = None

@@ -28,7 +28,7 @@ from mmwsss.evaluation.functional import (confusion_matrix, nanmean,
 from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
 from mmwsss.utils.io import (data_info_gt_path, data_info_id, decoding,
                              read_label_png, remove_stale_temp_files,
-                             save_png_atomic, voc_palette)
+                             save_png_atomic, shown_ids, voc_palette)
 
 __all__ = [
     'PseudoLabelTask', 'collect_tasks', 'run_pseudo_label_job',
@@ -46,9 +46,6 @@ class PseudoLabelTask:
     saliency_path: Optional[str] = None
     gt_path: Optional[str] = None
 
-
-def _shown(ids: Sequence[str], n: int = 5) -> str:
-    return ', '.join(ids[:n]) + (' ...' if len(ids) > n else '')
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -131,23 +128,23 @@ def collect_tasks(dataset,
     if no_cam:
         raise FileNotFoundError(
             f'{len(no_cam)} of {n} image id(s) have no CAM file in {cam_dir!r}: '
-            f'{_shown(no_cam)}. Export CAMs for every id of this split (or pick '
+            f'{shown_ids(no_cam)}. Export CAMs for every id of this split (or pick '
             'the split the CAMs were made for with --split)')
     if no_sal:
         where = (f'in {saliency_dir!r}' if saliency_dir is not None else
                  'under the dataset\'s data_prefix.saliency_path')
         raise FileNotFoundError(
             f'this rule needs saliency maps, but {len(no_sal)} of {n} id(s) have '
-            f'none {where}: {_shown(no_sal)}. Give --saliency-dir DIR '
+            f'none {where}: {shown_ids(no_sal)}. Give --saliency-dir DIR '
             '(<img_id>.png, 0-255) or set data_prefix.saliency_path')
     if no_img:
         raise FileNotFoundError(
-            f'{len(no_img)} of {n} image(s) are missing: {_shown(no_img)} '
+            f'{len(no_img)} of {n} image(s) are missing: {shown_ids(no_img)} '
             f'(e.g. {tasks[0].img_path!r}); check data_root / data_prefix.img_path')
     if no_gt:
         raise FileNotFoundError(
             f'--eval needs GT masks but {len(no_gt)} of {n} id(s) have none: '
-            f'{_shown(no_gt)}. Set data_prefix.seg_map_path or drop --eval')
+            f'{shown_ids(no_gt)}. Set data_prefix.seg_map_path or drop --eval')
     return tasks
 
 

@@ -14,10 +14,18 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    'shown_ids',
     'MissingIdError', 'atomic_write', 'save_png_atomic', 'save_jpg_atomic', 'voc_palette',
     'load_class_labels', 'save_class_labels', 'read_split_ids',
     'write_split_ids', 'labels_from_mask', 'read_voc_xml', 'voc_xml_names'
 ]
+
+
+def shown_ids(ids, n: int = 5) -> str:
+    """The first ``n`` ids, comma-separated, `` ...`` when there are more (error
+    messages that name a few of many missing ids)."""
+    ids = list(ids)
+    return ', '.join(ids[:n]) + (' ...' if len(ids) > n else '')
 
 
 class MissingIdError(KeyError):
