@@ -12,10 +12,8 @@ every label is ignore (255), no pixel of any label is a foreground class, or (wi
 evaluation) no GT-labelled pixel is labelled; ``tools/make_pseudo_labels.py`` then
 exits non-zero unless ``--allow-all-ignored``.
 """
-import multiprocessing as mp
 import os
 import os.path as osp
-import signal
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
@@ -29,6 +27,7 @@ from mmwsss.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
 from mmwsss.utils.io import (data_info_gt_path, data_info_id, decoding,
                              read_label_png, remove_stale_temp_files,
                              save_png_atomic, shown_ids, voc_palette)
+from mmwsss.utils.process_pool import map_in_processes
 
 __all__ = [
     'PseudoLabelTask', 'collect_tasks', 'run_pseudo_label_job',
@@ -152,18 +151,9 @@ def collect_tasks(dataset,
 _WORKER: Dict = {}
 
 
-def _terminate(signum, frame):  # pragma: no cover - runs in worker processes
-    raise SystemExit(128 + signum)
-
-
 def _init_worker(rule_cfg, num_classes: int, overwrite: bool,
-                 evaluate: bool, in_pool: bool = False) -> None:
+                 evaluate: bool) -> None:
     from mmwsss.pseudo import build_pseudo_label_rule
-    if in_pool:
-        # Ctrl-C reaches the whole process group: the parent decides. When it stops
-        # the pool (SIGTERM), unwind through atomic_write so no temporary file stays.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, _terminate)
     _WORKER.update(
         rule=build_pseudo_label_rule(rule_cfg),
         num_classes=num_classes,
@@ -326,24 +316,18 @@ def run_pseudo_label_job(tasks: Sequence[PseudoLabelTask],
             if bar is not None:
                 bar.update()
     else:
-        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods()
-                             else 'spawn')
-        pool = ctx.Pool(workers, initializer=_init_worker,
-                        initargs=init_args + (True, ))
         try:
-            chunk = max(1, min(16, len(tasks) // (workers * 8) or 1))
-            for r in pool.imap(process_task, tasks, chunksize=chunk):
-                results.append(r)
-                if bar is not None:
-                    bar.update()
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
+            results = map_in_processes(
+                process_task,
+                tasks,
+                workers,
+                initializer=_init_worker,
+                initargs=init_args,
+                callback=None if bar is None else (lambda _: bar.update()),
+                describe=lambda t: f'image {t.img_id!r}')
         finally:
-            pool.join()
-            # a worker stopped at the wrong instant may not have unwound its
-            # atomic write; every worker has exited here, so what is left is garbage
+            # a worker stopped in the middle of a write leaves its temporary file;
+            # every worker has exited here, so what is left is garbage
             _remove_temp_files(tasks, started)
     if bar is not None:
         print()
