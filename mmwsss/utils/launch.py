@@ -183,21 +183,34 @@ def check_config_basics(cfg: Config, mode: str) -> None:
 def apply_resume(cfg: Config, resume: Optional[str]) -> Config:
     """``tools/train.py --resume [CHECKPOINT]`` (MMPretrain's semantics).
 
-    * ``--resume`` (``resume='auto'``): resume the latest checkpoint of ``cfg.work_dir``.
-      ``load_from`` is cleared: with MMEngine's precedence a ``load_from`` in the config
-      (or ``--cfg-options``) would otherwise be *resumed* instead -- e.g. another run's
-      finished checkpoint, training nothing. Without any checkpoint in the work dir the
-      run starts from the beginning, and says so.
+    * ``--resume`` (``resume='auto'``): resume the latest checkpoint of ``cfg.work_dir``;
+      ``load_from`` is then ignored: with MMEngine's precedence a ``load_from`` in the
+      config (or ``--cfg-options``) would otherwise be *resumed* instead -- e.g.
+      another run's finished checkpoint, training nothing. Without any checkpoint in
+      the work dir the run starts from the beginning, from ``load_from`` as initial
+      weights when one is set (a fine-tuning run can always be started with
+      ``--resume``), and says so.
     * ``--resume CHECKPOINT``: resume that file.
     * ``None``: no resume (``load_from`` keeps its meaning: initial weights).
 
-    The file that will be resumed is logged before the Runner is built.
+    The file that will be resumed (or loaded) is logged before the Runner is built.
     """
     if not resume:
         cfg.resume = False
         return cfg
     from mmengine.runner import find_latest_checkpoint
     if resume == 'auto':
+        latest = (find_latest_checkpoint(cfg.work_dir)
+                  if osp.isdir(cfg.work_dir) else None)
+        if latest is None:
+            cfg.resume = False
+            start = (f'from load_from={cfg.load_from!r} (initial weights)'
+                     if cfg.get('load_from') else 'from the beginning')
+            print_log(
+                f'--resume: the work dir {cfg.work_dir!r} has no checkpoint yet: '
+                f'training starts {start}', logger='current',
+                level=logging.WARNING)
+            return cfg
         if cfg.get('load_from'):
             print_log(
                 f'--resume: ignoring load_from={cfg.load_from!r} (initial weights); '
@@ -205,16 +218,8 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> Config:
                 logger='current', level=logging.WARNING)
         cfg.load_from = None
         cfg.resume = True
-        latest = (find_latest_checkpoint(cfg.work_dir)
-                  if osp.isdir(cfg.work_dir) else None)
-        if latest is None:
-            print_log(
-                f'--resume: the work dir {cfg.work_dir!r} has no checkpoint yet: '
-                'training starts from the beginning', logger='current',
-                level=logging.WARNING)
-        else:
-            print_log(f'--resume: resuming {latest}', logger='current',
-                      level=logging.INFO)
+        print_log(f'--resume: resuming {latest}', logger='current',
+                  level=logging.INFO)
         return cfg
     if not osp.isfile(resume):
         raise FileNotFoundError(

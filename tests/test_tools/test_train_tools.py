@@ -169,10 +169,23 @@ def test_apply_resume_without_checkpoint_says_so(tmp_path, monkeypatch):
     from mmwsss.utils.launch import apply_resume
     said = []
     monkeypatch.setattr(launch, 'print_log', lambda msg, **kw: said.append(msg))
+    cfg = Config(dict(work_dir=str(tmp_path), load_from=None))
+    apply_resume(cfg, 'auto')
+    assert cfg.resume is False and cfg.load_from is None
+    assert any('has no checkpoint yet' in m and 'from the beginning' in m
+               for m in said), said
+    # nothing to resume: load_from stays the initial weights (a fine-tuning run
+    # started with --resume, as tools/analysis/compare_methods.py starts every run)
     cfg = Config(dict(work_dir=str(tmp_path), load_from='x.pth'))
     apply_resume(cfg, 'auto')
+    assert cfg.resume is False and cfg.load_from == 'x.pth'
+    assert "from load_from='x.pth' (initial weights)" in said[-1], said
+    # a checkpoint in the work dir: it is resumed, load_from is ignored
+    (tmp_path / 'iter_2.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    apply_resume(cfg, 'auto')
     assert cfg.resume is True and cfg.load_from is None
-    assert any('has no checkpoint yet' in m for m in said), said
+    assert any('ignoring load_from' in m for m in said), said
     with pytest.raises(FileNotFoundError, match='no such checkpoint'):
         apply_resume(cfg, str(tmp_path / 'nope.pth'))
     cfg = Config(dict(work_dir=str(tmp_path), load_from='x.pth'))
