@@ -79,7 +79,12 @@ while read -r _ key req folder; do
   echo "$M_NAME needs the $folder of $stem: tools/train.py $req"
   "$PY" tools/train.py "$req" --work-dir "$WORK/$stem" --resume \
     --cfg-options "${DROOT[@]}" "${CLS_OPTS[@]}" < /dev/null
-  REQ_OPTS+=("$key=$WORK/$stem/$folder")
+  if [ "$folder" = last_checkpoint ]; then
+    # the checkpoint that run ended with (e.g. GAIN_ext-p fine-tunes the CAM classifier)
+    REQ_OPTS+=("$key=$(cat "$WORK/$stem/last_checkpoint")")
+  else
+    REQ_OPTS+=("$key=$WORK/$stem/$folder")
+  fi
 done < <(grep '^requires ' <<< "$INFO" || true)
 "$PY" tools/train.py "$CFG" --work-dir "$WORK/cls" --resume \
   --cfg-options "${DROOT[@]}" "${CLS_OPTS[@]}" "${REQ_OPTS[@]}"

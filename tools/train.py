@@ -10,7 +10,8 @@ import argparse
 import mmwsss  # noqa: F401  (compat shims before mmseg/mmpretrain/Runner)
 from mmwsss.utils import register_all_modules
 from mmwsss.utils.cli import run_tool
-from mmwsss.utils.launch import (add_common_args, apply_resume, enable_amp,
+from mmwsss.utils.launch import (add_common_args, apply_resume,
+                                 check_load_from, enable_amp,
                                  load_config, parse_common, run)
 
 
@@ -41,6 +42,8 @@ def main():
     if args.amp:
         enable_amp(cfg)
     apply_resume(cfg, args.resume)
+    if not cfg.resume:
+        check_load_from(cfg, args.config)
     run(cfg, 'train')
 
 

@@ -6,6 +6,7 @@
 # % of the labels). Every image, strong or not, also trains with its image labels
 # (L_cl, L_am). The GT masks only train the classifier's attention; the seeds and the
 # segmentation stage see image labels only.
+#   python tools/train.py configs/toy/cam_r18_toy.py
 #   python tools/train.py configs/toy/gain_ext-p_r18_toy.py
 #   python tools/export_cams.py configs/toy/gain_ext-p_r18_toy.py \
 #       work_dirs/gain_ext-p_r18_toy/epoch_40.pth \
@@ -14,28 +15,35 @@
 #       configs/toy/gain_ext-p_r18_toy.py
 _base_ = './gain_r18_toy.py'
 batch_size = 16
-# StrongMixSampler: num_strong strong images in every batch, one pass over the 360
-# weak images per epoch. 2 of 16: the subset's share of the data, rounded (16 x 10 %
-# = 1.6): 26 iterations per epoch (14 weak images each), every strong image about
-# 1.3 times per epoch, close to uniform sampling, but in every batch
-# The warm-up of configs/toy/gain_r18_toy.py (a quarter of the schedule: 10 epochs x
-# 26 iterations) holds for the pixel loss too: from scratch, the attention of the
-# untrained classifier has a range of about 1e-4, the normalisation of the attention
-# divides L_e's gradient by it, and L_e from the first iteration outweighs L_cl 2,600
-# to 1 on the backbone. Known problem, open: with or without the warm-up this toy
-# classifier does not learn to classify under L_e (train mAP 51.4 with it, 47.1
-# without, CAM 99.99; docs/benchmarks.md, section 'GAIN on the toy dataset')
+# GAIN_ext fine-tunes a trained classifier, as the paper does (an ImageNet VGG, GAIN
+# TPAMI §4.1): here the toy CAM classifier of configs/toy/cam_r18_toy.py (the same
+# backbone and head; GAINHead loads the plain head's weights into its cls_head), with
+# L_cl, L_am and L_e from the first iteration (the paper's setting; no warm-up). Trained
+# from scratch instead, this toy classifier does not learn to classify under L_e (train
+# mAP 51 with a quarter-schedule warm-up, 47 without; CAM 99.99): the pixel loss
+# compares the min-max-normalised attention with the mask, so its gradient is divided
+# by the attention's range, which is 1e-4 for an untrained classifier, and outweighs
+# L_cl's 2,600 to 1 (docs/benchmarks.md, section 'GAIN on the toy dataset').
+# The CAM checkpoint: tools/analysis/compare_methods.py and `make demo
+# METHOD=gain_ext-p` train the CAM run of the same seed first and pass its last
+# checkpoint (method.requires below); by hand, train configs/toy/cam_r18_toy.py first
+# (load_from below is where its run ends) or pass --cfg-options load_from=<checkpoint>.
+load_from = 'work_dirs/cam_r18_toy/epoch_40.pth'
 model = dict(
     head=dict(
         ext_supervision=('pixel', ),  # the paper's omega = 10 (ext_weight)
-        am_start_iter=260,
-        ext_start_iter=260))
+        am_start_iter=0,
+        ext_start_iter=0))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadExtraSupervision'),  # the GT mask of the strong images only
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackWSSSInputs'),
 ]
+# StrongMixSampler: num_strong strong images in every batch, one pass over the 360
+# weak images per epoch. 2 of 16: the subset's share of the data, rounded (16 x 10 %
+# = 1.6): 26 iterations per epoch (14 weak images each), every strong image about
+# 1.3 times per epoch, close to uniform sampling, but in every batch
 train_dataloader = dict(
     batch_size=batch_size,
     sampler=dict(
@@ -47,4 +55,7 @@ train_dataloader = dict(
     dataset=dict(
         strong_subsets=dict(pixel='ImageSets/GAIN/pixel_10pct.txt'),
         pipeline=train_pipeline))
-method = dict(name='GAIN_ext-p', seeds='cams')
+method = dict(
+    name='GAIN_ext-p',
+    seeds='cams',
+    requires=dict(load_from=('cam_r18_toy.py', 'last_checkpoint')))

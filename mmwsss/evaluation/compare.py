@@ -12,7 +12,10 @@ top-level ``method`` dict (docs/extending.md, section '7. A leaderboard row')::
   its work dir (OAA's ``oaa_maps``);
 * ``requires`` (optional): ``{config key: (config, folder)}``: the run needs the folder
   of the *same seed's* run of that config (relative to this config's folder), passed as
-  ``--cfg-options <config key>=<that run>/<folder>``; that run goes first.
+  ``--cfg-options <config key>=<that run>/<folder>``; that run goes first. The folder
+  :data:`LAST_CHECKPOINT` names the checkpoint that run ended with (e.g.
+  ``load_from=('cam_r18_toy.py', 'last_checkpoint')``: fine-tune the trained
+  classifier of the same seed).
 
 ``method = None`` (or no ``method``) marks a config that is not a method (a config
 inheriting from a method's config, e.g. an ablation, sets it).
@@ -609,6 +612,25 @@ def _do_step(job: Job, ctx: RunContext, steps: dict, name: str,
     ctx.log(f'[{job.label}] {name} done in {seconds:.1f} s')
 
 
+#: ``method.requires`` folder name for the final checkpoint of the required run (the
+#: file its ``last_checkpoint`` names, as MMEngine writes it)
+LAST_CHECKPOINT = 'last_checkpoint'
+
+
+def required_path(path: str) -> str:
+    """The path a ``requires`` entry passes: ``<run>/last_checkpoint`` resolves to the
+    checkpoint it names; another folder is passed as it is."""
+    if osp.basename(path) != LAST_CHECKPOINT:
+        return path
+    if not osp.isfile(path):
+        return ''
+    with open(path) as f:
+        ckpt = f.read().strip()
+    if ckpt and not osp.isabs(ckpt):
+        ckpt = osp.join(osp.dirname(path), ckpt)
+    return ckpt if ckpt and osp.isfile(ckpt) else ''
+
+
 def _count_cam_files(folder: str) -> int:
     return sum(1 for n in os.listdir(folder) if n.endswith('.npz')) \
         if osp.isdir(folder) else 0
@@ -630,10 +652,19 @@ def run_job(job: Job, ctx: RunContext) -> dict:
     droot = data_root_options(ctx.data_root)
     needs = []
     for key, (dep, folder_path) in sorted(job.needs.items()):
+        where = (f'{job.label} needs {folder_path} (method.requires.{key} of '
+                 f'{osp.basename(spec.config)})')
+        if osp.basename(folder_path) == LAST_CHECKPOINT:
+            ckpt = required_path(folder_path)
+            if not ckpt:
+                raise ToolError(
+                    f'{where}, which names no checkpoint file: the run '
+                    f'{dep[0]}/seed{dep[1]} did not finish its training')
+            needs.append(f'{key}={ckpt}')
+            continue
         if not _count_cam_files(folder_path):
             raise ToolError(
-                f'{job.label} needs {folder_path} (method.requires.{key} of '
-                f'{osp.basename(spec.config)}), which holds no CAM file: the '
+                f'{where}, which holds no CAM file: the '
                 f'run {dep[0]}/seed{dep[1]} did not write it')
         needs.append(f'{key}={folder_path}')
     config = spec.config

@@ -231,6 +231,22 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> Config:
     return cfg
 
 
+def check_load_from(cfg: Config, config_path: Optional[str] = None) -> None:
+    """Refuse a ``load_from`` that names a local file that does not exist.
+
+    MMEngine only finds out after building the runner, with a message that names
+    neither the config key nor the fix. URLs (``scheme://``) are left to MMEngine
+    (no download happens in mmwsss's own configs)."""
+    path = cfg.get('load_from')
+    if not path or '://' in str(path) or osp.isfile(path):
+        return
+    where = f' of {config_path}' if config_path else ''
+    raise FileNotFoundError(
+        f'load_from={path!r}{where}: no such checkpoint file (the initial weights of '
+        'this run). Train the run it names first, or pass --cfg-options '
+        'load_from=<checkpoint> (load_from=None to start from scratch)')
+
+
 def enable_amp(cfg: Config) -> None:
     """``--amp``: switch ``optim_wrapper`` to MMEngine's AmpOptimWrapper."""
     if not torch.cuda.is_available():

@@ -627,3 +627,47 @@ def test_erase_is_the_shared_function():
     t = soft_mask(norm)
     ref = erase_inputs(x, [t[0, :, :24, :30]], [(24, 30)], fill_value=0.)
     torch.testing.assert_close(rec.calls[0][0], ref)
+
+
+def test_loads_a_plain_classifier_checkpoint(tmp_path):
+    """A trained classifier without GAIN (the inner head's weights right under
+    ``head.``) loads into GAINHead's ``cls_head`` with no missing or unexpected key
+    (load_from = a CAM checkpoint); GAIN's own checkpoints load unchanged."""
+    from mmengine.runner import load_checkpoint
+
+    from mmwsss.registry import MODELS
+    gain = _classifier(seed=0)
+    torch.manual_seed(1)
+    plain = MODELS.build(dict(
+        type='WSClassifier',
+        data_preprocessor=dict(type='WSSSDataPreProcessor', mean=[0, 0, 0],
+                               std=[1, 1, 1], size_divisor=8),
+        backbone=_resnet(),
+        head=dict(type='CAMHead', in_channels=64, num_classes=K,
+                  num_extra_convs=1, extra_channels=16),
+        test_cfg=dict(scales=(1.0, ), flip=False, restrict='none')))
+    plain.init_weights()
+    sd = plain.state_dict()
+    assert any(k.startswith('head.classifier') for k in sd)
+    result = gain.load_state_dict(sd, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    for k, v in plain.head.state_dict().items():
+        assert torch.equal(gain.head.cls_head.state_dict()[k], v), k
+    x = torch.randn(2, 3, 32, 32)
+    plain.eval(), gain.eval()
+    with torch.no_grad():
+        assert torch.allclose(
+            plain.head.image_logits(plain.head(plain.extract_feat(x))),
+            gain.head.image_logits(gain.head(gain.extract_feat(x))))
+    # through MMEngine's loader (load_from), strict
+    path = str(tmp_path / 'cam.pth')
+    torch.save(dict(state_dict=sd), path)
+    other = _classifier(seed=2)
+    load_checkpoint(other, path, strict=True)
+    assert torch.equal(other.head.cls_head.classifier.weight,
+                       plain.head.classifier.weight)
+    # a GAIN checkpoint round-trips as it is
+    again = _classifier(seed=3)
+    again.load_state_dict(gain.state_dict(), strict=True)
+    assert torch.equal(again.head.cls_head.classifier.weight,
+                       plain.head.classifier.weight)

@@ -36,8 +36,12 @@ def test_toy_method_declarations():
         'gain_ext-p_r18_toy.py': 'GAIN_ext-p'}
     assert specs['cam_r18_toy.py'].seeds == 'cams'
     for name in ('gain_r18_toy.py', 'gain_ext-p_r18_toy.py'):
-        assert specs[name].seeds == 'cams' and specs[name].requires == {}
+        assert specs[name].seeds == 'cams'
         assert specs[name].pseudo_label_rule['type'] == 'GAINCues'
+    assert specs['gain_r18_toy.py'].requires == {}
+    # GAIN_ext-p fine-tunes the CAM classifier of the same seed
+    assert specs['gain_ext-p_r18_toy.py'].requires == {
+        'load_from': (osp.join(TOY, 'cam_r18_toy.py'), 'last_checkpoint')}
     assert specs['oaa_drop_r18_toy.py'].seeds == 'oaa_maps'
     assert specs['iam_r18_toy.py'].requires == {
         'attention_targets': (osp.join(TOY, 'oaa_r18_toy.py'), 'oaa_maps')}
@@ -290,6 +294,34 @@ def test_run_is_resumable(tmp_path, monkeypatch):
     ctx.train_options = ['train_cfg.max_epochs=3']
     with pytest.raises(ToolError, match='made with other settings'):
         compare.run_job(job, ctx)
+
+
+def test_checkpoint_requirement_passes_the_last_checkpoint(tmp_path, monkeypatch):
+    """GAIN_ext-p's requires=load_from (cam_r18_toy.py, 'last_checkpoint'): the CAM
+    run of the same seed goes first and its training passes the checkpoint that run
+    ended with (the file its last_checkpoint names) to training and export; before
+    that run has trained, the run is refused with the reason."""
+    fake = FakeTools()
+    monkeypatch.setattr(compare, 'run_command', fake)
+    order, _ = compare.plan_methods([_spec('gain_ext-p_r18_toy.py')])
+    assert [m.name for m in order] == ['CAM', 'GAIN_ext-p']
+    work = str(tmp_path / 'work')
+    cam_job, ext_job = compare.make_jobs(order, [1], work)
+    ctx = compare.RunContext(work, str(tmp_path / 'toy'), osp.join(REPO, 'tools'),
+                             log=lambda msg: None)
+    with pytest.raises(ToolError, match='names no checkpoint file: the run '
+                       'cam_r18_toy/seed1 did not finish its training'):
+        compare.run_job(ext_job, ctx)
+    assert fake.calls == []
+    compare.run_job(cam_job, ctx)
+    fake.calls.clear()
+    compare.run_job(ext_job, ctx)
+    ckpt = osp.join(cam_job.run_dir, 'epoch_2.pth')
+    train, export = fake.calls[0][1], fake.calls[1][1]
+    assert f'load_from={ckpt}' in train and 'randomness.seed=1' in train
+    assert f'load_from={ckpt}' in export
+    assert compare.required_path(osp.join(cam_job.run_dir, 'cams')) == osp.join(
+        cam_job.run_dir, 'cams')
 
 
 def test_failed_step_names_command_and_log(tmp_path, monkeypatch, capsys):

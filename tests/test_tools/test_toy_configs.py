@@ -87,11 +87,9 @@ def _train_log(p, epoch):
             for ln in lines]
 
 
-# the GAIN schedule's warm-up of the attention losses (10 of 40 epochs) in
-# iterations, shortened to one iteration: the toy test set is one batch per epoch,
-# so L_am (and GAIN_ext-p's L_e) is on in epoch 2
+# the GAIN schedule's warm-up of L_am (10 of 40 epochs) in iterations, shortened to
+# one iteration: the toy test set is one batch per epoch, so L_am is on in epoch 2
 GAIN_SCHEDULE = ('model.head.am_start_iter=1', )
-GAIN_EXT_SCHEDULE = GAIN_SCHEDULE + ('model.head.ext_start_iter=1', )
 
 
 def test_gain_toy(toy_root, tmp_path):
@@ -107,20 +105,45 @@ def test_gain_toy(toy_root, tmp_path):
 
 
 def test_gain_ext_p_toy(toy_root, tmp_path):
-    """GAIN_ext-p (configs/toy/gain_ext-p_r18_toy.py): the generator's 10 % pixel
-    subset (2 of the 16 test images), 2 of them in the batch (StrongMixSampler);
-    killed after epoch 1 and resumed: L_am and the pixel attention loss start after
-    the resume (the runner's iteration)."""
+    """GAIN_ext-p (configs/toy/gain_ext-p_r18_toy.py) fine-tunes a trained toy CAM
+    classifier (load_from: GAINHead takes the plain head's weights) with L_cl, L_am
+    and L_e from the first iteration; the generator's 10 % pixel subset (2 of the 16
+    test images), 2 of them in the batch (StrongMixSampler); killed after epoch 1
+    and resumed (its own checkpoint, not load_from). Without the CAM checkpoint the
+    run stops before building anything, naming load_from and the fix."""
+    cam = str(tmp_path / 'cam')
+    _train('cam_r18_toy.py', cam, toy_root, 1)
+    ckpt = osp.join(cam, 'epoch_1.pth')
     work = str(tmp_path / 'gain_ext-p')
-    p = _train('gain_ext-p_r18_toy.py', work, toy_root, 2, *GAIN_EXT_SCHEDULE)
+    p = _train('gain_ext-p_r18_toy.py', work, toy_root, 2, f'load_from={ckpt}')
+    out = p.stdout + p.stderr
+    assert f'Load checkpoint from {ckpt}' in out
+    assert 'missing keys' not in out and 'unexpected key' not in out
     (first, ) = _train_log(p, 1)
-    assert first['loss_am'] == first['loss_ext_pixel'] == 0
+    assert 0 < first['loss_am'] < 1  # a sigmoid score
+    assert 0 < first['loss_ext_pixel'] < 10  # omega x a mean squared error
+    assert sum(v for k, v in first.items() if k.startswith('loss_')) == \
+        pytest.approx(first['loss'], abs=1e-3)
+    # the fine-tuned classifier starts from the CAM weights
+    cam_w = torch.load(ckpt, map_location='cpu', weights_only=True)['state_dict']
     kill_after_first_epoch(work)
-    p = _train('gain_ext-p_r18_toy.py', work, toy_root, 2, *GAIN_EXT_SCHEDULE,
+    p = _train('gain_ext-p_r18_toy.py', work, toy_root, 2, f'load_from={ckpt}',
                resume=True)
-    assert 'epoch_1.pth' in p.stdout + p.stderr
+    out = p.stdout + p.stderr
+    assert 'resuming' in out and 'epoch_1.pth' in out and 'ignoring load_from' in out
     (second, ) = _train_log(p, 2)
-    assert 0 < second['loss_am'] < 1
-    assert 0 < second['loss_ext_pixel'] < 10  # omega x a mean squared error
-    assert sum(v for k, v in second.items() if k.startswith('loss_')) == \
-        pytest.approx(second['loss'], abs=1e-3)
+    assert 0 < second['loss_ext_pixel'] < 10
+    gain_w = torch.load(osp.join(work, 'epoch_2.pth'), map_location='cpu',
+                        weights_only=True)['state_dict']
+    assert set(gain_w) == {k.replace('head.', 'head.cls_head.', 1)
+                           for k in cam_w}
+    # as shipped, with no CAM run at the default path
+    p = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'train.py'),
+         osp.join(REPO, 'configs', 'toy', 'gain_ext-p_r18_toy.py'), '--work-dir',
+         str(tmp_path / 'no_cam'), '--cfg-options', f'data_root={toy_root}',
+         'load_from=' + str(tmp_path / 'nowhere' / 'epoch_40.pth')],
+        cwd=REPO, env=no_network_env(2), capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0
+    assert 'nowhere/epoch_40.pth' in p.stderr and 'load_from' in p.stderr
+    assert 'Train the run it names first' in p.stderr

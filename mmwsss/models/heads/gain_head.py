@@ -243,6 +243,21 @@ class GAINHead(BaseCAMHead):
         self.box_loss = BoxAttentionLoss()
         self._loss_calls = 0
         self._warned_unused = set()
+        self._register_load_state_dict_pre_hook(self._load_plain_head)
+
+    def _load_plain_head(self, state_dict, prefix, *args) -> None:
+        """Load the checkpoint of a classifier without GAIN (e.g. a trained CAM
+        classifier: its head's weights right under this head's prefix) into
+        ``cls_head``, so that GAIN can start from a trained classifier as the paper
+        starts from a pretrained one (``load_from``). A checkpoint that already has
+        ``cls_head`` weights (a GAIN checkpoint) is loaded as it is."""
+        inner = prefix + 'cls_head.'
+        if any(k.startswith(inner) for k in state_dict):
+            return
+        names = set(self.cls_head.state_dict())
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            if key[len(prefix):] in names:
+                state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
 
     @property
     def am_score(self) -> str:
