@@ -30,7 +30,7 @@ def _add(x):
 
 def _fail_on_three(x):
     if x == 3:
-        raise ValueError(f'bad item {x}')
+        raise ValueError(f'bad input x={x}')
     return x
 
 
@@ -65,7 +65,7 @@ def test_more_workers_than_items_and_empty():
 
 
 def test_task_error_is_reraised_with_worker_traceback():
-    with pytest.raises(ValueError, match='bad item 3') as info:
+    with pytest.raises(ValueError, match='bad input x=3') as info:
         map_in_processes(_fail_on_three, list(range(40)), 2)
     assert '_fail_on_three' in str(info.value.__cause__)
     assert mp.active_children() == []
@@ -96,12 +96,12 @@ def test_worker_killed_mid_task_raises_instead_of_hanging():
             time.sleep(0.01)
             return x
         try:
-            map_in_processes(f, list(range(30)), 2, describe=lambda x: f'item {x}')
+            map_in_processes(f, list(range(30)), 2, describe=lambda x: f'input x={x}')
         except WorkerDiedError as e:
             print('DIED', e)
         ''', timeout=60)
     assert p.returncode == 0, p.stderr
-    assert 'DIED' in p.stdout and 'item 5' in p.stdout
+    assert 'DIED' in p.stdout and 'input x=5' in p.stdout
     assert 'exit code 9' in p.stdout
 
 
