@@ -57,7 +57,8 @@ __all__ = [
     'read_step_times', 'aggregate', 'build_leaderboard', 'format_leaderboard_md',
     'leaderboard_table', 'draw_grid', 'grid_items', 'write_results', 'child_env',
     'run_command', 'stop_running_commands', 'FAST_SCHEDULE', 'LOG_EVERY_ITERATION',
-    'FALLBACK_RULE', 'LEADERBOARD_JSON', 'LEADERBOARD_MD', 'GRID_PNG'
+    'FALLBACK_RULE', 'LEADERBOARD_JSON', 'LEADERBOARD_MD', 'GRID_PNG',
+    'LAST_CHECKPOINT', 'required_path'
 ]
 
 #: The ``--fast`` schedule (2 epochs; every toy method config trains with it: OAA's
