@@ -201,10 +201,21 @@ class WSClassifier(BaseModel):
         return losses
 
     # ---------------------------------------------------------------- predict
-    def _head_maps(self, x: torch.Tensor, data_samples) -> tuple:
-        """(class maps, image logits) of one inference pass of the head."""
-        if not getattr(self.head, 'cam_requires_grad', False):
-            return self.head.predict_maps(self.extract_feat(x), data_samples)
+    def _head_maps(self, x: torch.Tensor, data_samples,
+                   need_logits: bool = True) -> tuple:
+        """(class maps, image logits) of one inference pass of the head; with
+        ``need_logits=False`` (a pass whose scores are not kept) the head's
+        :meth:`~mmwsss.models.heads.BaseCAMHead.predict_class_maps` and
+        ``(maps, None)``."""
+        head = self.head
+
+        def run(feats):
+            if need_logits:
+                return head.predict_maps(feats, data_samples)
+            return head.predict_class_maps(feats, data_samples), None
+
+        if not getattr(head, 'cam_requires_grad', False):
+            return run(self.extract_feat(x))
         # Grad-CAM-like heads: gradients of the head only, w.r.t. the features
         with torch.no_grad():
             feats = self.extract_feat(x)
@@ -213,8 +224,8 @@ class WSClassifier(BaseModel):
         else:
             feats = feats.detach().requires_grad_()
         with torch.enable_grad():
-            maps, logits = self.head.predict_maps(feats, data_samples)
-        return maps.detach(), logits.detach()
+            maps, logits = run(feats)
+        return maps.detach(), None if logits is None else logits.detach()
 
     def _tta_cam(self, inputs: torch.Tensor,
                  data_samples: Optional[Sequence] = None) -> tuple:
@@ -225,7 +236,10 @@ class WSClassifier(BaseModel):
         samples = data_samples
         if cfg['flip'] and data_samples is not None:
             samples = list(data_samples) * 2
-        for s in cfg['scales']:
+        scales = list(cfg['scales'])
+        # the image scores come from scale 1 if listed, else from the first scale
+        score_scale = scales.index(1.0) if 1.0 in scales else 0
+        for i, s in enumerate(scales):
             x = inputs
             if s != 1.0:
                 size = (max(1, int(round(h * s))), max(1, int(round(w * s))))
@@ -234,8 +248,8 @@ class WSClassifier(BaseModel):
                 x = F.interpolate(x, size=size, mode=cfg['resize_mode'], **kw)
             if cfg['flip']:
                 x = torch.cat([x, x.flip(-1)], 0)
-            maps, logits = self._head_maps(x, samples)
-            if scores is None or s == 1.0:  # scale 1 if listed, else the first
+            maps, logits = self._head_maps(x, samples, i == score_scale)
+            if i == score_scale:
                 scores = torch.sigmoid(logits[:n])
             cam = F.interpolate(
                 maps, size=(h, w), mode='bilinear', align_corners=False)

@@ -161,3 +161,11 @@ class BaseCAMHead(BaseModule, metaclass=ABCMeta):
         """
         outputs = self.forward(feats)
         return self.class_maps(outputs), self.image_logits(outputs)
+
+    def predict_class_maps(self, feats, data_samples: Optional[Sequence] = None
+                           ) -> torch.Tensor:
+        """The class maps of :meth:`predict_maps` alone, for the test-time passes
+        whose image scores the classifier does not keep (every scale but one).
+        By default ``predict_maps(...)[0]``; a head whose scores cost a separate
+        computation (EDAM's attention module) skips it here."""
+        return self.predict_maps(feats, data_samples)[0]
