@@ -147,3 +147,57 @@ def test_gain_ext_p_toy(toy_root, tmp_path):
     assert p.returncode != 0
     assert 'nowhere/epoch_40.pth' in p.stderr and 'load_from' in p.stderr
     assert 'Train the run it names first' in p.stderr
+
+
+def _tool(script, *args):
+    p = subprocess.run([sys.executable, osp.join(REPO, 'tools', script), *args],
+                       cwd=REPO, env=no_network_env(2), capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    return p
+
+
+def test_edam_toy(toy_root, tmp_path):
+    """EDAM (configs/toy/edam_r18_toy.py): pairs that share a class
+    (ClassGroupSampler) through the EDAM head; killed after epoch 1 and resumed, it
+    ends with the weights of the uninterrupted run (ReseedHook: the CMA's dropout);
+    its DA masks are exported, evaluated and turned into pseudo labels with the
+    config's EDAMSaliency rule. A head whose group size differs from the sampler's
+    is refused, naming both keys."""
+    full = str(tmp_path / 'full')
+    p = _train('edam_r18_toy.py', full, toy_root, 2)
+    (first, ) = _train_log(p, 1)
+    assert 0 < first['loss_cls'] < 2
+    work = str(tmp_path / 'edam')
+    _train('edam_r18_toy.py', work, toy_root, 2)
+    kill_after_first_epoch(work)
+    p = _train('edam_r18_toy.py', work, toy_root, 2, resume=True)
+    assert 'resum' in p.stdout + p.stderr
+    a = torch.load(osp.join(full, 'epoch_2.pth'), map_location='cpu',
+                   weights_only=True)['state_dict']
+    b = torch.load(osp.join(work, 'epoch_2.pth'), map_location='cpu',
+                   weights_only=True)['state_dict']
+    assert set(a) == set(b) and any(k.startswith('head.cma.') for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    cfg = osp.join(REPO, 'configs', 'toy', 'edam_r18_toy.py')
+    cams = str(tmp_path / 'cams')
+    opts = ['--cfg-options', f'data_root={toy_root}']
+    _tool('export_cams.py', cfg, osp.join(work, 'epoch_2.pth'), '--out', cams,
+          *opts)
+    assert len(os.listdir(cams)) >= 16
+    p = _tool('eval_seeds.py', cams, cfg, *opts)
+    assert 'mIoU' in p.stdout + p.stderr
+    out = str(tmp_path / 'pseudo')
+    p = _tool('make_pseudo_labels.py', cfg, cams, '--out', out, '--eval', *opts)
+    assert 'EDAMSaliency' in p.stdout + p.stderr
+    assert len([f for f in os.listdir(out) if f.endswith('.png')]) == 16
+    # the head's group size must be the sampler's
+    args = [sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg,
+            '--work-dir', str(tmp_path / 'mismatch'), '--cfg-options',
+            f'data_root={toy_root}', 'model.head.group_size=4']
+    p = subprocess.run(args, cwd=REPO, env=no_network_env(2), capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode != 0
+    assert 'train_dataloader.sampler.group_size' in p.stderr
+    assert 'model.head.group_size' in p.stderr

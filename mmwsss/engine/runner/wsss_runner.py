@@ -109,6 +109,15 @@ class WSSSRunner(Runner):
         check_sampler_batch_size(loader)
         return loader
 
+    def build_train_loop(self, loop):
+        """MMEngine's ``build_train_loop`` plus one check: a sampler that forms
+        groups of images (:class:`~mmwsss.datasets.samplers.ClassGroupSampler`)
+        and a model that attends within groups (EDAM's head) must agree on the
+        group size."""
+        loop = super().build_train_loop(loop)
+        check_group_size(self.model, getattr(loop, 'dataloader', None))
+        return loop
+
 
 def check_sampler_batch_size(loader) -> None:
     """Raise if the loader's sampler composes batches of another size than the
@@ -125,3 +134,22 @@ def check_sampler_batch_size(loader) -> None:
             'e.g. batch_size = 8; train_dataloader = dict(batch_size=batch_size, '
             f'sampler=dict(type={type(sampler).__name__!r}, '
             'batch_size=batch_size, ...))')
+
+
+def check_group_size(model, loader) -> None:
+    """Raise if the training sampler's ``group_size`` differs from the model
+    head's ``group_size`` (the head forms groups from consecutive samples)."""
+    from mmwsss.utils.model_wrappers import unwrap_model
+    sampler = getattr(loader, 'sampler', None)
+    size = getattr(sampler, 'group_size', None)
+    head = getattr(unwrap_model(model), 'head', None)
+    head_size = getattr(head, 'group_size', None)
+    if size is None or head_size is None or int(size) == int(head_size):
+        return
+    raise ValueError(
+        f'{type(sampler).__name__} forms groups of {size} images '
+        f'(train_dataloader.sampler.group_size) but {type(head).__name__} '
+        f'attends within groups of {head_size} (model.head.group_size): set both '
+        'from one variable, e.g. group_size = 2; model = dict(head=dict('
+        'group_size=group_size)); train_dataloader = dict(sampler=dict('
+        'group_size=group_size, ...))')
