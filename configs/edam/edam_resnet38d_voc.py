@@ -4,12 +4,13 @@
 # class (ClassGroupSampler), 4 pairs per step, 30k iterations.
 #   python tools/train.py configs/edam/edam_resnet38d_voc.py
 #   tools/dist_train.sh configs/edam/edam_resnet38d_voc.py 4 \
-#       --cfg-options train_dataloader.batch_size=2 \
-#       train_dataloader.sampler.batch_size=2        (1 pair per GPU, as the official code)
+#       --cfg-options train_dataloader.batch_size=2 train_dataloader.sampler.batch_size=2
+#   (4 GPUs with 1 pair each, as the official code)
 #   python tools/export_cams.py configs/edam/edam_resnet38d_voc.py \
 #       work_dirs/edam_resnet38d_voc/iter_30000.pth --out work_dirs/edam_resnet38d_voc/cams
 #   python tools/eval_seeds.py work_dirs/edam_resnet38d_voc/cams \
-#       configs/edam/edam_resnet38d_voc.py
+#       configs/edam/edam_resnet38d_voc.py --split val
+#   (--split val: the val_dataloader's VOC train, 1,464 images, as the paper reports)
 #   python tools/make_pseudo_labels.py configs/edam/edam_resnet38d_voc.py \
 #       work_dirs/edam_resnet38d_voc/cams --out data/VOCdevkit/VOC2012/PseudoLabels/edam \
 #       --saliency-dir data/VOCdevkit/VOC2012/SaliencyPoolNet --eval
@@ -31,7 +32,9 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='PackWSSSInputs'),
 ]
-model = dict(data_preprocessor=dict(size=crop_size))
+# (size_divisor=None: the base's size_divisor=1 and a size together stop MMSeg's
+# stack_batch: 'only one of size and size_divisor should be valid')
+model = dict(data_preprocessor=dict(size=crop_size, size_divisor=None))
 # 4 pairs of images sharing a class per step on one GPU (the paper's batch of 8);
 # on N GPUs keep 8 in total: batch_size = 8 // N (a multiple of the group size)
 batch_size = 8

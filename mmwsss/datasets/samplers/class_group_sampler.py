@@ -79,8 +79,9 @@ class ClassGroupSampler(Sampler):
     ``group_size`` images.
 
     An epoch is ``epoch_repeats`` passes over the anchors, each with its own order
-    (the official pair list covers train_aug about 25 times: ``epoch_repeats=25``
-    makes one sampler epoch as long). The global sequence of groups depends only
+    (the official pair list, about 33,000 steps of 4 pairs, makes each train_aug
+    image an anchor about 12.5 times; its README counts images, "25 epochs":
+    ``epoch_repeats=12`` or ``13`` makes one sampler epoch about as long). The global sequence of groups depends only
     on ``seed`` and the epoch (as MMEngine's ``DefaultSampler``, ``seed + epoch``)
     and **not on the world size**: it is cut into global batches of
     ``batch_size // group_size`` groups and rank ``r`` takes the global batches
