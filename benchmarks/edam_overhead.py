@@ -1,0 +1,433 @@
+"""Benchmark: cost of an EDAM training step against a plain CAM step (time, memory,
+FLOPs).
+
+    python benchmarks/edam_overhead.py [--settings voc toy] [--rounds 2]
+        [--toy-rounds 12] [--batch 2] [--crop 368] [--toy-batch 16]
+        [--threads N] [--pool 2] [--seed 0]
+
+EDAM (Wu et al., "Embedded Discriminative Attention Mechanism for Weakly Supervised
+Semantic Segmentation", CVPR 2021; docs/methods/edam.md) replaces the CAM classifier
+of the backbone feature by the discriminative activation (DA) layer (K + 1 masks,
+Eq. 1), a 1x1 reduction to d channels and the collaborative multi-attention (CMA):
+one Transformer block per class over the tokens of a pair of images (Eqs. 2-4).
+The backbone is unchanged, so the whole overhead is the head's. All figures are
+measured in one run (CPU, ``torch`` threads as set by ``--threads`` or
+``OMP_NUM_THREADS``):
+
+(a) ``voc``: the VOC classifier of ``configs/_base_/models/edam_resnet38d.py``
+    (ResNet-38d, output stride 8, 4096 channels, random weights, frozen as
+    configured: BN in eval mode with frozen affine parameters, ``conv1a`` and
+    ``b2*`` frozen) with three heads on the same backbone: ``cam`` = the plain
+    PSA / SEAM-style ResNet-38 CAM head (``CAMHead(in_channels=4096,
+    num_classes=20)``: one 1x1 convolution, no extra convolutions); ``edam`` =
+    the config's ``EDAMHead`` (d 128, 2 heads, FFN 512, dropout 0.1, also on the
+    attention probabilities, group size 2); ``edam_da`` = the same head with
+    ``cma_cfg.num_layers=0`` (the "DA only" ablation: no Transformer, so
+    ``edam - edam_da`` is the CMA's share). Batch ``--batch`` (2 = one pair)
+    uint8 images 3 x ``--crop``^2 (368, the paper's crop: 46 x 46 features,
+    2 x 2116 = 4232 tokens per pair and class), 1 and 2 GT classes per image in
+    turn (VOC's 1.5), the two images of a pair sharing a class.
+(b) ``toy``: ``configs/toy/cam_r18_toy.py`` (dilated ResNet-18, 16 base channels,
+    CAM head with one extra 3x3 convolution) against ``configs/toy/edam_r18_toy.py``
+    (the same backbone, ``EDAMHead`` d 32, FFN 128, dropout 0.1,
+    ``attn_drop=0.0``) and ``edam_attn_drop`` (the toy head with ``attn_drop=0.1``,
+    the official setting: what the toy config's 0 saves), batch ``--toy-batch``
+    (16 = 8 pairs) x 3 x 128 x 128, 1 / 2 / 3 GT classes with the toy train
+    split's frequencies (180 / 131 / 89 of 400 images), pairs sharing a class.
+
+One step = ``WSClassifier.loss`` through the data preprocessor, ``parse_losses``
+and ``backward`` (forward + backward; no optimizer: the variants of a setting
+share one backbone module, so its parameters and gradients are held once; the
+gradients are set to ``None`` before each step, outside the timing). Each
+variant's first step is untimed and measures the memory and the FLOPs (it is also
+the warm-up); then ``--rounds`` (voc) / ``--toy-rounds`` (toy) rounds are timed,
+every round running each variant once in an order rotated by one every round.
+Reported per variant: the median step time, ``*_ratio`` = ratio of medians to
+``cam`` (the goal for the VOC ``edam`` is <= 1.5), ``*_ratio_paired`` = the median
+of the within-round ratios (robust to drifts of a shared machine's load).
+
+Memory of one step: ``*_saved_mb``, the bytes of the activations autograd saves for
+the backward pass (``torch.autograd.graph.saved_tensors_hooks``, each storage
+counted once, parameters left out; the same on a GPU except for the attention:
+with dropout on the attention probabilities a CPU runs
+``scaled_dot_product_attention`` as explicit matrix products and saves the
+(B h w)^2 attention weights of every class and head, where the fused kernels
+save only their output and log-sum-exp), and
+``*_peak_rss_mb``, the peak of the process's resident memory during the step
+minus the resident memory before it (polled every 5 ms from ``/proc/self/statm``;
+CPU only, approximate: the allocator may reuse memory it kept). FLOPs:
+``torch.utils.flop_counter.FlopCounterMode`` over the same step (matrix products,
+convolutions and attention, forward + backward; element-wise work such as
+softmax, dropout and its random numbers is not counted), a noise-free
+complement of the times: ``*_flop_ratio``.
+
+Run time of the default run (both settings, ``OMP_NUM_THREADS=2``): 1563 s (26
+minutes) on a shared 2-core machine at a load average of about 7 (other jobs had
+most of the CPU; the VOC setting took 94 % of it: a ResNet-38d step of 2 images at
+368 px was 88 s, an EDAM step 209 s). With the two cores to itself a ResNet-38d
+step took 33-60 s, i.e. about 10 minutes for the default run. The EDAM step at
+368 px needs about 12 GB of memory on a CPU (peak resident memory, see above).
+Quicker: ``--rounds 1`` (VOC: one measured + one timed step per variant),
+``--settings toy`` (about 1 minute on idle cores), or a smaller ``--crop`` (the
+attention's share then shrinks: its cost grows with the square of the tokens).
+
+The last line printed is one line of JSON with the figures.
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import random
+import sys
+import threading
+import time
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.logging import MessageHub, MMLogger  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import mmwsss  # noqa: E402,F401
+from mmwsss.registry import MODELS  # noqa: E402
+from mmwsss.structures import WSSSDataSample  # noqa: E402
+from mmwsss.utils import register_all_modules  # noqa: E402
+
+REPO = osp.join(osp.dirname(osp.abspath(__file__)), '..')
+TOY = osp.join(REPO, 'configs', 'toy')
+VOC_MODEL = osp.join(REPO, 'configs', '_base_', 'models', 'edam_resnet38d.py')
+#: GT classes per image on the toy train split: 1, 2, 3 (180 / 131 / 89 of 400)
+TOY_CLASS_COUNTS = (180, 131, 89)
+MB = 2.**20
+PAGE = os.sysconf('SC_PAGE_SIZE')
+
+
+def seed_all(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ------------------------------------------------------------------- configs
+def voc_cfgs():
+    """cam / edam / edam_da on the ResNet-38d of the VOC EDAM config (random
+    weights)."""
+    base = Config.fromfile(VOC_MODEL).model
+    base.backbone.init_cfg = None
+    edam = copy.deepcopy(base)
+    cam = copy.deepcopy(base)
+    cam.head = dict(type='CAMHead', in_channels=4096, num_classes=20)
+    da = copy.deepcopy(base)
+    da.head.cma_cfg.num_layers = 0
+    return {'cam': cam, 'edam': edam, 'edam_da': da}
+
+
+def toy_cfgs():
+    cam = Config.fromfile(osp.join(TOY, 'cam_r18_toy.py')).model
+    edam = Config.fromfile(osp.join(TOY, 'edam_r18_toy.py')).model
+    drop = Config.fromfile(osp.join(TOY, 'edam_r18_toy.py')).model
+    drop.head.cma_cfg.attn_drop = 0.1
+    return {'cam': cam, 'edam': edam, 'edam_attn_drop': drop}
+
+
+def build_shared(cfgs, seed):
+    """The models of one setting; all share the first one's backbone module."""
+    models = {}
+    backbone = None
+    for name, cfg in cfgs.items():
+        torch.manual_seed(seed)
+        model = MODELS.build(cfg)
+        model.init_weights()
+        if backbone is None:
+            backbone = model.backbone
+        else:
+            model.backbone = backbone
+        model.train()
+        models[name] = model
+    return models
+
+
+# ------------------------------------------------------------------- batches
+def make_batches(n, batch, size, num_classes, counts, rng, cycle=False):
+    """``n`` batches of random uint8 images; image ``2i + 1`` shares a GT class
+    with image ``2i`` (EDAM's pairs, as the ClassGroupSampler gives); 1, 2, ...
+    classes per image with frequencies ``counts`` (``cycle``: in turn)."""
+    p = np.asarray(counts, float) / np.sum(counts)
+    batches = []
+    for b in range(n):
+        inputs, samples = [], []
+        shared = None
+        for i in range(batch):
+            inputs.append(torch.from_numpy(
+                rng.integers(0, 256, (3, size, size), dtype=np.uint8)))
+            ds = WSSSDataSample(metainfo=dict(
+                img_id=f'img_{b:03d}_{i:02d}', img_shape=(size, size),
+                ori_shape=(size, size), pad_shape=(size, size),
+                scale_factor=(1.0, 1.0)))
+            k = (b * batch + i) % len(p) + 1 if cycle else \
+                int(rng.choice(len(p), p=p)) + 1
+            classes = list(rng.choice(num_classes, size=k, replace=False))
+            if i % 2 == 0:
+                shared = int(classes[0])
+            elif shared not in classes:
+                classes[0] = shared
+            gt = torch.zeros(num_classes)
+            gt[torch.as_tensor(classes, dtype=torch.long)] = 1
+            ds.gt_label = gt
+            samples.append(ds)
+        batches.append(dict(inputs=inputs, data_samples=samples))
+    return batches
+
+
+# -------------------------------------------------------------------- a step
+def zero_grads(model):
+    for p in model.parameters():
+        p.grad = None
+
+
+def step(model, data):
+    """One timed training step: preprocessing, ``loss``, backward."""
+    zero_grads(model)
+    t0 = time.perf_counter()
+    d = model.data_preprocessor(data, True)
+    losses = model._run_forward(d, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    loss.backward()
+    dt = time.perf_counter() - t0
+    value = float(loss.detach())
+    if not np.isfinite(value):
+        raise RuntimeError(f'non-finite loss {value}')
+    return dt
+
+
+def _rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+class PeakRSS:
+    """Peak resident memory of the process while in the block, polled."""
+
+    def __init__(self, interval=0.005):
+        self.interval = interval
+        self.peak = 0
+        self.base = 0
+        self._stop = threading.Event()
+
+    def _poll(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.base = self.peak = _rss()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def delta(self):
+        return self.peak - self.base
+
+
+def flop_mapping():
+    """FLOP formulas for the CPU attention kernels that
+    ``torch.utils.flop_counter`` does not list (the flash kernel without dropout:
+    the toy's ``attn_drop=0``); with dropout, attention runs as matrix products,
+    which it counts."""
+    from torch.utils import flop_counter as fc
+    aten = torch.ops.aten
+    mapping = {}
+    def fwd(q, k, v, *args, out_shape=None, **kwargs):
+        return fc.sdpa_flop_count(q, k, v)
+
+    def bwd(grad_out, q, k, v, *args, out_shape=None, **kwargs):
+        return fc.sdpa_backward_flop_count(grad_out, q, k, v)
+
+    for op, f in (('_scaled_dot_product_flash_attention_for_cpu', fwd),
+                  ('_scaled_dot_product_flash_attention_for_cpu_backward',
+                   bwd)):
+        if hasattr(aten, op):
+            mapping[getattr(aten, op)] = f
+    return mapping
+
+
+def measure(model, data):
+    """Saved-for-backward bytes (parameters left out), peak RSS increase and
+    FLOPs of one step (untimed)."""
+    zero_grads(model)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+
+    def pack(t):
+        try:
+            st = t.untyped_storage()
+        except Exception:  # noqa: BLE001  (e.g. a tensor without storage)
+            return t
+        if st.data_ptr() not in params:
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    counter = FlopCounterMode(display=False, custom_mapping=flop_mapping())
+    with PeakRSS() as rss, counter, \
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        d = model.data_preprocessor(data, True)
+        losses = model._run_forward(d, mode='loss')
+        loss, _ = model.parse_losses(losses)
+        loss.backward()
+        del loss, losses, d
+    zero_grads(model)
+    return dict(saved=sum(seen.values()), rss=rss.delta,
+                flops=counter.get_total_flops())
+
+
+def bench(models, batches, rounds):
+    """Rotated rounds of one step per variant: per variant the median time and
+    the median within-round ratio to the first variant."""
+    names = list(models)
+    times = {n: [] for n in names}
+    paired = {n: [] for n in names}
+    cursor = {n: 1 for n in names}  # batch 0 was the measured step's
+    for r in range(rounds):
+        k = r % len(names)
+        order = names[k:] + names[:k]
+        round_t = {}
+        for n in order:
+            round_t[n] = step(models[n], batches[cursor[n] % len(batches)])
+            cursor[n] += 1
+        for n in names:
+            times[n].append(round_t[n])
+            paired[n].append(round_t[n] / round_t[names[0]])
+        print(f'    round {r + 1}/{rounds}: ' + ', '.join(
+            f'{n} {round_t[n]:.2f} s' for n in names), flush=True)
+    return {n: dict(median=float(np.median(times[n])),
+                    paired=float(np.median(paired[n])), n=len(times[n]),
+                    times=times[n])
+            for n in names}
+
+
+def run_setting(key, label, cfgs, batches, rounds, seed, out):
+    seed_all(seed)
+    models = build_shared(cfgs, seed)
+    mem = {}
+    for name, model in models.items():
+        t0 = time.perf_counter()
+        mem[name] = measure(model, batches[0])
+        print(f'    [{key}] {name}: measured step {time.perf_counter() - t0:.1f} '
+              's', flush=True)
+    res = bench(models, batches, rounds)
+    base = res['cam']['median']
+    print(label)
+    for name in models:
+        r, m = res[name], mem[name]
+        print(f'    {name:15s} {r["median"] * 1e3:10.1f} ms/step (median of '
+              f'{r["n"]}); x cam: {r["median"] / base:6.3f} (paired '
+              f'{r["paired"]:6.3f}); {m["flops"] / 1e9:8.1f} GFLOP (x cam '
+              f'{m["flops"] / mem["cam"]["flops"]:5.3f}); saved for backward '
+              f'{m["saved"] / MB:8.1f} MB (x cam '
+              f'{m["saved"] / mem["cam"]["saved"]:6.2f}); peak RSS +'
+              f'{m["rss"] / MB:7.0f} MB', flush=True)
+    p = '' if key == 'voc' else 'toy_'
+    for name in models:
+        r, m = res[name], mem[name]
+        out[f'{p}{name}_ms'] = round(r['median'] * 1e3, 1)
+        out[f'{p}{name}_gflop'] = round(m['flops'] / 1e9, 2)
+        out[f'{p}{name}_saved_mb'] = round(m['saved'] / MB, 1)
+        out[f'{p}{name}_peak_rss_mb'] = round(m['rss'] / MB, 0)
+        if name != 'cam':
+            out[f'{p}{name}_ratio'] = round(r['median'] / base, 4)
+            out[f'{p}{name}_ratio_paired'] = round(r['paired'], 4)
+            out[f'{p}{name}_flop_ratio'] = round(
+                m['flops'] / mem['cam']['flops'], 4)
+            out[f'{p}{name}_mem_ratio'] = round(
+                m['saved'] / mem['cam']['saved'], 3)
+    del models
+    return res, mem
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--settings', nargs='+', default=['voc', 'toy'],
+                   choices=['voc', 'toy'])
+    p.add_argument('--rounds', type=int, default=2,
+                   help='timed rounds of the VOC setting (one step per variant)')
+    p.add_argument('--toy-rounds', type=int, default=12,
+                   help='timed rounds of the toy setting')
+    p.add_argument('--batch', type=int, default=2,
+                   help='VOC images per step (pairs: even)')
+    p.add_argument('--crop', type=int, default=368, help='VOC crop size')
+    p.add_argument('--toy-batch', type=int, default=16)
+    p.add_argument('--pool', type=int, default=2,
+                   help='distinct batches cycled over')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch threads (default: torch\'s, e.g. OMP_NUM_THREADS)')
+    p.add_argument('--seed', type=int, default=0)
+    a = p.parse_args()
+    if a.batch % 2 or a.toy_batch % 2:
+        p.error('the batch sizes must be even (EDAM pairs)')
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    register_all_modules(init_default_scope=True)
+    MMLogger.get_instance('edam_overhead', log_level='WARNING')
+    MessageHub.get_instance('edam_overhead')
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(a.seed)
+    threads = torch.get_num_threads()
+    out = {}
+    if 'voc' in a.settings:
+        feat = a.crop
+        for _ in range(3):  # output stride 8: H -> ceil(H / 2) three times
+            feat = -(-feat // 2)
+        batches = make_batches(a.pool, a.batch, a.crop, 20, (1, 1), rng,
+                               cycle=True)
+        res, _ = run_setting(
+            'voc',
+            f'(a) VOC: ResNet-38d (random weights, frozen as configured) + '
+            f'head, batch {a.batch} x 3x{a.crop}x{a.crop} ({feat}x{feat} '
+            f'features, {2 * feat * feat} tokens per pair and class), 1 and 2 '
+            f'GT classes in turn, torch threads {threads}, 1 measured + '
+            f'{a.rounds} rotated rounds',
+            voc_cfgs(), batches, a.rounds, a.seed, out)
+        out['cma_share_of_edam_step'] = round(
+            (res['edam']['median'] - res['edam_da']['median']) /
+            res['edam']['median'], 4)
+        print(f'    the CMA (edam - edam_da) is '
+              f'{out["cma_share_of_edam_step"] * 100:.1f} % of the EDAM step')
+    if 'toy' in a.settings:
+        batches = make_batches(max(a.pool, 2), a.toy_batch, 128, 8,
+                               TOY_CLASS_COUNTS, rng)
+        res, _ = run_setting(
+            'toy',
+            f'(b) toy: dilated ResNet-18 (16 base channels) + head, batch '
+            f'{a.toy_batch} x 3x128x128 (16x16 features, 512 tokens per pair '
+            f'and class), torch threads {threads}, 1 measured + '
+            f'{a.toy_rounds} rotated rounds',
+            toy_cfgs(), batches, a.toy_rounds, a.seed, out)
+        out['toy_attn_drop_share'] = round(
+            (res['edam_attn_drop']['median'] - res['edam']['median']) /
+            res['edam_attn_drop']['median'], 4)
+        print(f'    attention dropout (edam_attn_drop - edam) is '
+              f'{out["toy_attn_drop_share"] * 100:.1f} % of the toy step with '
+              'attn_drop=0.1')
+    total = time.perf_counter() - t_start
+    if 'voc' in a.settings:
+        print(f'goal: VOC edam_ratio <= 1.5 -> {out["edam_ratio"]:.3f} '
+              f'(paired {out["edam_ratio_paired"]:.3f}, FLOPs '
+              f'{out["edam_flop_ratio"]:.3f})')
+    print(f'total {total:.1f} s')
+    out.update(settings=a.settings, rounds=a.rounds, toy_rounds=a.toy_rounds,
+               batch=a.batch, crop=a.crop, toy_batch=a.toy_batch,
+               threads=threads, seed=a.seed, total_s=round(total, 1))
+    print(json.dumps(out))
+
+
+if __name__ == '__main__':
+    main()
