@@ -109,7 +109,8 @@ COCO_CATEGORIES = (
 # The file names docs/getting_started.md tells users to put under data/pretrained/.
 STANDIN_WEIGHT_FILES = ('vgg16-397923af.pth',
                         'deeplab_resnet101_imagenet_mmwsss.pth',
-                        'resnet101_v1c-e67eebb6.pth')
+                        'resnet101_v1c-e67eebb6.pth',
+                        'resnet38d_ilsvrc_mmwsss.pth')
 
 _POSES = ('Unspecified', 'Frontal', 'Left', 'Right', 'Rear')
 _BAND_WIDTH = 5  # width of the void (255) band along VOC object boundaries
@@ -781,12 +782,20 @@ def make_standin_weights(out_dir: str,
       ``tools/model_converters/deeplab_resnet_to_mmwsss.py IN OUT --backbone-only``;
     * ``resnet101_v1c-e67eebb6.pth``: ``{'state_dict': ...}`` of MMSeg's
       ``ResNetV1c(depth=101)`` (deep stem ``stem.*``, ``layer1..4``; no classifier),
-      the names of OpenMMLab's ``open-mmlab://resnet101_v1c`` file.
+      the names of OpenMMLab's ``open-mmlab://resnet101_v1c`` file;
+    * ``resnet38d_ilsvrc_mmwsss.pth``: mmwsss's ``ResNet38d`` (the EDAM configs'
+      backbone) saved as the plain state dict with the official PSA / EDAM names
+      (``conv1a.weight``, ``b2.bn_branch2a.weight``, ..., ``bn7.running_var``; no
+      ``num_batches_tracked``), which is what PSA's ``convert_mxnet_to_torch`` +
+      ``torch.save`` give for the MXNet ImageNet file, then converted with the
+      documented ``tools/model_converters/resnet38d_to_mmwsss.py IN OUT`` (about
+      420 MB; the intermediate file is removed).
 
     The ResNets' BatchNorm statistics are those of their own activations on random
     image-like inputs at the configs' input scale (:func:`_calibrate_batch_norm`):
     the configs freeze BN, and the statistics of a fresh init would let the
-    activations of 101 layers overflow. The torchvision ResNet-101 starts with its
+    activations of 101 layers overflow (ResNet-38d: RGB normalised by the ImageNet
+    mean / std, as the EDAM configs feed it). The torchvision ResNet-101 starts with its
     residual branches' last BN at zero (``zero_init_residual=True``): a random
     101-layer network trained at the recipe's lr otherwise diverges in one step (NaN
     loss, which ``CheckInvalidLossHook`` stops), where real ImageNet weights are well
@@ -796,7 +805,7 @@ def make_standin_weights(out_dir: str,
     by accident).
 
     Returns:
-        dict: {file name: path} for the three files.
+        dict: {file name: path} for the files of ``STANDIN_WEIGHT_FILES``.
     """
     import mmwsss  # noqa: F401  (compat shims before torchvision)
     import torch
@@ -845,4 +854,27 @@ def make_standin_weights(out_dir: str,
         _calibrate_batch_norm(backbone, input_scale=1.0, seed=seed + 2)
         with atomic_write(paths['resnet101_v1c-e67eebb6.pth']) as f:
             torch.save({'state_dict': backbone.state_dict()}, f)
+        del backbone
+    if todo('resnet38d_ilsvrc_mmwsss.pth'):
+        from mmwsss.models.backbones import ResNet38d
+        with _seeded(seed + 3):
+            net = ResNet38d()
+        # RGB normalised by the ImageNet mean / std (configs/edam/)
+        _calibrate_batch_norm(net, input_scale=1.0, seed=seed + 3)
+        # the PSA / EDAM names (ResNet38d keeps them), as convert_mxnet_to_torch
+        # returns them: a plain state dict without num_batches_tracked
+        state = {k: v for k, v in net.state_dict().items()
+                 if not k.endswith('num_batches_tracked')}
+        del net
+        fd, tmp = tempfile.mkstemp(prefix='.resnet38d-psa.', suffix='.pth',
+                                   dir=out_dir)
+        os.close(fd)
+        try:
+            torch.save(state, tmp)
+            del state
+            tool = _load_tool('tools/model_converters/resnet38d_to_mmwsss.py')
+            tool.main([tmp, paths['resnet38d_ilsvrc_mmwsss.pth']])
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
     return paths

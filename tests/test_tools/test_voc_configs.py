@@ -50,6 +50,8 @@ CLASSIFIER_CONFIGS = ('cam/cam_vgg16_voc.py', 'oaa/oaa_vgg16_voc.py',
 GAIN_CONFIGS = ('gain/gain_vgg16_voc.py', 'gain/gain_ext-p200_vgg16_voc.py',
                 'gain/gain_ext-b200_vgg16_voc.py',
                 'gain/gain_ext-bp200_vgg16_voc.py')
+# EDAM (tests/test_tools/test_edam_configs.py)
+EDAM_CONFIGS = ('edam/edam_resnet38d_voc.py', 'edam/edam_resnet38d_coco.py')
 SEGMENTOR_CONFIGS = ('deeplab/largefov_vgg16_voc12aug_gt.py',
                      'deeplab/largefov_vgg16_voc12aug_pseudo.py',
                      'deeplab/deeplabv2_r101_voc12aug_gt.py',
@@ -253,7 +255,8 @@ def test_every_shipped_config_is_run():
         osp.relpath(p, CONFIG_DIR)
         for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
         if '_base_' not in p and not osp.relpath(p, CONFIG_DIR).startswith('toy'))
-    assert shipped == sorted(CLASSIFIER_CONFIGS + GAIN_CONFIGS + SEGMENTOR_CONFIGS)
+    assert shipped == sorted(CLASSIFIER_CONFIGS + GAIN_CONFIGS + EDAM_CONFIGS +
+                             SEGMENTOR_CONFIGS)
     # the toy configs are run by the toy tests and the demo
     tests_text = ''.join(
         open(p).read()
