@@ -13,14 +13,23 @@
 #   [7] evaluation (single scale, and multi-scale + flip + CRF), summary.json,
 #       overview.png
 # Re-running skips finished stages (training resumes from its last checkpoint).
-# DEMO_FAST=1 runs a shortened version (for CI).
+# DEMO_FAST=1 runs a shortened version (for CI) on its own data (data/toy_fast) and
+# work dir (work_dirs/demo_fast/METHOD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 METHOD=${METHOD:-oaa}
 CFG=configs/toy/${METHOD}_r18_toy.py
-WORK=${DEMO_WORK_DIR:-work_dirs/demo/$METHOD}
-DATA=${DEMO_DATA_ROOT:-data/toy}
+# the fast form has its own toy data and work dir: its 48 + 16 images must never
+# replace the full toy set in data/toy that other runs (the method comparison,
+# trainings with the toy configs) read
+if [ "${DEMO_FAST:-0}" = "1" ]; then
+  WORK=${DEMO_WORK_DIR:-work_dirs/demo_fast/$METHOD}
+  DATA=${DEMO_DATA_ROOT:-data/toy_fast}
+else
+  WORK=${DEMO_WORK_DIR:-work_dirs/demo/$METHOD}
+  DATA=${DEMO_DATA_ROOT:-data/toy}
+fi
 PSEUDO=PseudoLabels/demo_$METHOD
 # the method declaration: "name", "seeds" and one "requires KEY CONFIG FOLDER" line per
 # run it needs (e.g. OAA+ trains on the maps of the OAA run)

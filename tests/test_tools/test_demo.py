@@ -89,3 +89,31 @@ def test_fast_demo_method_with_a_required_run(tmp_path, python_exe):
     assert 'seeds: OAA+ (train)' in p.stdout
     assert osp.isdir(tmp_path / 'toy' / 'PseudoLabels' / 'demo_iam')
     assert osp.getsize(work / 'overview.png') > 1000
+
+
+def test_fast_demo_keeps_the_full_toy_data(tmp_path, python_exe):
+    """DEMO_FAST=1 without DEMO_DATA_ROOT writes its 48 + 16 images to data/toy_fast
+    and works in work_dirs/demo_fast/, never over data/toy (which a running method
+    comparison reads: a fast demo once replaced it and stopped that run). The
+    dataset step is intercepted: a stand-in python records the arguments of
+    make_toy_dataset.py and stops the demo there."""
+    log = tmp_path / 'args.txt'
+    stub = tmp_path / 'python'
+    stub.write_text(
+        '#!/bin/bash\n'
+        'if [[ "$1" == *make_toy_dataset.py ]]; then\n'
+        f'  echo "$@" > {log}; exit 3\n'
+        'fi\n'
+        f'exec {python_exe} "$@"\n')
+    stub.chmod(0o755)
+    env = run_env()
+    env.pop('DEMO_DATA_ROOT', None)
+    env.pop('DEMO_WORK_DIR', None)
+    env.update(PYTHON=str(stub), DEMO_FAST='1')
+    p = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3, p.stdout[-2000:] + p.stderr[-2000:]
+    args = log.read_text().split()
+    assert args[args.index('--out') + 1] == 'data/toy_fast'
+    assert '--num-train' in args and 'data/toy' not in args
+    assert 'toy dataset -> data/toy_fast' in p.stdout
