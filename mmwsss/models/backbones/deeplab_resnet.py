@@ -2,7 +2,6 @@
 from typing import List, Optional, Sequence, Union
 
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmseg.models.backbones.resnet import ResNet
 
 from mmwsss.registry import MODELS
@@ -150,18 +149,15 @@ class DeepLabResNet(ConvertedPretrainedMixin, ResNet):
                 the missing blocks are named).
             ValueError: only tensor shapes differ.
         """
-        state = self._read_state_dict(checkpoint, prefix)
-        try:
+        name = f'DeepLabResNet(depth={self.depth}, deep_stem={self.deep_stem})'
+
+        def convert(state):
             converted = convert_deeplab_resnet_state_dict(state)
-            check_resnet_state_dict(
-                converted, self.state_dict(),
-                f'DeepLabResNet(depth={self.depth}, '
-                f'deep_stem={self.deep_stem})')
-        except (KeyError, ValueError) as e:
-            raise type(e)(f'{checkpoint}: {e}') from e
-        self.load_state_dict(converted, strict=True)
-        print_log(f'DeepLabResNet(depth={self.depth}): loaded weights from '
-                  f'{checkpoint}', logger='current')
+            check_resnet_state_dict(converted, self.state_dict(), name)
+            return converted
+
+        self._load_converted(checkpoint, prefix, convert,
+                             f'DeepLabResNet(depth={self.depth})')
 
     # --------------------------------------------------------------- train
     def train(self, mode: bool = True) -> 'DeepLabResNet':

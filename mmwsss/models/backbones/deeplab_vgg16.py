@@ -3,7 +3,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmwsss.registry import MODELS
@@ -206,14 +205,8 @@ class DeepLabVGG16(ConvertedPretrainedMixin, BaseModule):
         """
         if self.width != 1.0:
             raise ValueError(self._width_error())
-        state = self._read_state_dict(checkpoint, prefix)
-        try:
-            converted = convert_vgg16_state_dict(state)
-        except KeyError as e:
-            raise type(e)(f'{checkpoint}: {e}') from e
-        self.load_state_dict(converted, strict=True)
-        print_log(f'DeepLabVGG16({self.variant}): loaded VGG-16 weights from '
-                  f'{checkpoint}', logger='current')
+        self._load_converted(checkpoint, prefix, convert_vgg16_state_dict,
+                             f'DeepLabVGG16({self.variant})')
 
     # ---------------------------------------------------------------- freeze
     def _stage_modules(self, stage: int) -> List[nn.Module]:

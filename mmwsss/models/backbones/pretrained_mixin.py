@@ -2,8 +2,9 @@
 conversion (DeepLab VGG-16, DeepLab ResNet)."""
 import copy
 from collections import defaultdict
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
+from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.runner import CheckpointLoader
 
@@ -96,3 +97,17 @@ class ConvertedPretrainedMixin:
                                f'starts with prefix {prefix!r}')
             state = picked
         return state
+
+    def _load_converted(self, checkpoint: str, prefix: Optional[str],
+                        convert: Callable[[Dict], Dict], label: str) -> None:
+        """Read ``checkpoint`` (keys under ``prefix``), convert its names with
+        ``convert`` (which may also check them) and load the result strictly; a
+        conversion error is re-raised with the file name in front, and the load is
+        logged as ``label``."""
+        state = self._read_state_dict(checkpoint, prefix)
+        try:
+            converted = convert(state)
+        except (KeyError, ValueError, TypeError) as e:
+            raise type(e)(f'{checkpoint}: {e}') from e
+        self.load_state_dict(converted, strict=True)
+        print_log(f'{label}: loaded weights from {checkpoint}', logger='current')

@@ -5,7 +5,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmwsss.registry import MODELS
@@ -241,14 +240,8 @@ class ResNet38d(ConvertedPretrainedMixin, BaseModule):
             ResNet38dStateDictError: (a ``ValueError``) the keys or shapes do not
                 fit; the message names the file and the keys.
         """
-        state = self._read_state_dict(checkpoint, prefix)
-        try:
-            converted = convert_resnet38d_state_dict(state)
-        except (KeyError, ValueError, TypeError) as e:
-            raise type(e)(f'{checkpoint}: {e}') from e
-        self.load_state_dict(converted, strict=True)
-        print_log(f'ResNet38d: loaded weights from {checkpoint}',
-                  logger='current')
+        self._load_converted(checkpoint, prefix, convert_resnet38d_state_dict,
+                             'ResNet38d')
 
     # ---------------------------------------------------------------- freeze
     def _stage_modules(self, stage: int) -> List[nn.Module]:
