@@ -32,7 +32,6 @@ folder): the weights are random. A checkpoint holds 0.8 GB (the weights and the 
 momentum).
 """
 import glob
-import json
 import os
 import os.path as osp
 import shutil
@@ -46,6 +45,7 @@ from PIL import Image
 
 from tests.conftest import REPO, no_network_env
 from tests.test_tools.test_voc_configs import (EDAM_CONFIGS, _cfg, _dist,
+                                               _state_dict, _steps,
                                                _scalars, _tool)
 
 VOC_CFG = 'edam/edam_resnet38d_voc.py'
@@ -101,22 +101,6 @@ def _train(proj, rel, work, resume=False, **extra):
         args.append('--resume')
     return _tool(proj, 'train.py', *args, *cpu_opts(rel, extra), threads=2,
                  timeout=1800)
-
-
-def _steps(work):
-    """{iteration: logged training values} of a work dir's runs."""
-    out = {}
-    for f in sorted(glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))):
-        with open(f) as fh:
-            for line in fh:
-                rec = json.loads(line)
-                if 'loss' in rec:
-                    out[rec['step']] = rec
-    return out
-
-
-def _state_dict(path):
-    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
 
 
 def _killed_after(src, work, ckpt):

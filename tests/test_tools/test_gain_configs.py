@@ -22,7 +22,6 @@ momentum); the GAIN_ext and the 2-process runs, which test the data, the sampler
 extra losses and the process count, use fc6 / fc7 of 256 channels initialised at
 random (``SMALL_FC``; 0.2 GB checkpoints, about 10 s less per checkpoint).
 """
-import glob
 import json
 import os
 import os.path as osp
@@ -37,6 +36,7 @@ from PIL import Image
 
 from tests.conftest import REPO
 from tests.test_tools.test_voc_configs import (GAIN_CONFIGS, _cfg, _dist,
+                                               _state_dict, _steps,
                                                _scalars, _tool)
 
 PLAIN = 'gain/gain_vgg16_voc.py'
@@ -132,22 +132,6 @@ def _train(proj, rel, work, epochs, resume=False, validate=True):
         extra.update(NO_VAL)
     args += cpu_opts(rel, extra)
     return _tool(proj, 'train.py', *args, threads=1)
-
-
-def _steps(work):
-    """{step: logged training values} of a work dir's runs."""
-    out = {}
-    for f in sorted(glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))):
-        with open(f) as fh:
-            for line in fh:
-                rec = json.loads(line)
-                if 'loss' in rec:
-                    out[rec['step']] = rec
-    return out
-
-
-def _state_dict(path):
-    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
 
 
 def _resume_from_first(src, work):

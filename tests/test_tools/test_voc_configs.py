@@ -109,6 +109,22 @@ def _dist(proj, script, *args, nproc=2, timeout=900):
     return _check(p, f'{script} {shlex.join(args)}')
 
 
+def _steps(work):
+    """{step: logged training values} of a work dir's runs."""
+    out = {}
+    for f in sorted(glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))):
+        with open(f) as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if 'loss' in rec:
+                    out[rec['step']] = rec
+    return out
+
+
+def _state_dict(path):
+    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+
+
 def _scalars(work_dir):
     """The last logged values of every key (``<timestamp>/vis_data/scalars.json``)."""
     out = {}
