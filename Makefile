@@ -38,7 +38,7 @@ test: install
 	$(PY) -m pytest tests -q
 
 # the seed method of the demo: configs/toy/$(METHOD)_r18_toy.py (cam, oaa, oaa_drop,
-# iam, iam_drop, gain, gain_ext-p)
+# iam, iam_drop, gain, gain_ext-p, edam)
 METHOD ?= oaa
 
 demo: install
