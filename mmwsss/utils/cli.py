@@ -95,6 +95,32 @@ def error_line(e: BaseException) -> str:
     return ' '.join(msg.split())
 
 
+def save_converted_checkpoint(src: str, dst: str, checkpoint,
+                              convert: Callable, prefix: str = '',
+                              converter: str = '') -> int:
+    """The body of a weight converter tool: ``convert`` the loaded ``checkpoint``
+    of file ``src`` (a conversion error becomes a :class:`ToolError` naming the
+    file), add ``prefix`` to the keys, and write ``{'state_dict', 'meta'}``
+    (``meta``: the source file name and the ``converter``) to ``dst``
+    atomically. Returns the number of tensors written."""
+    import os.path as osp
+
+    import torch
+
+    from mmwsss.utils.io import atomic_write
+    try:
+        state = convert(checkpoint)
+    except (KeyError, ValueError, TypeError) as e:
+        # the messages name the keys that do not fit; add the file
+        raise ToolError(f'{src}: {error_line(e)}') from e
+    state = {prefix + k: v.contiguous() for k, v in state.items()}
+    out = {'state_dict': state,
+           'meta': {'source': osp.basename(src), 'converter': converter}}
+    with atomic_write(dst) as f:
+        torch.save(out, f)
+    return len(state)
+
+
 def run_tool(main: Callable[[], Optional[int]], name: Optional[str] = None,
              interrupted: Optional[str] = None) -> None:
     """Run a tool's ``main`` and turn input errors into a one-line exit.

@@ -45,8 +45,7 @@ import torch
 
 from mmwsss.models.backbones import convert_resnet38d_state_dict
 from mmwsss.utils.cli import (ToolError, error_line, load_checkpoint_file,
-                              run_tool)
-from mmwsss.utils.io import atomic_write
+                              run_tool, save_converted_checkpoint)
 
 
 def parse_args(argv=None):
@@ -90,18 +89,11 @@ def main(argv=None):
         ckpt = load_mxnet_params(args.src)
     else:
         ckpt = load_checkpoint_file(args.src)
-    try:
-        state = convert_resnet38d_state_dict(ckpt)
-    except (KeyError, ValueError, TypeError) as e:
-        # the messages name the keys that do not fit; add the file
-        raise ToolError(f'{args.src}: {error_line(e)}') from e
-    state = {args.prefix + k: v.contiguous() for k, v in state.items()}
-    out = {'state_dict': state,
-           'meta': {'source': osp.basename(args.src),
-                    'converter': 'tools/model_converters/resnet38d_to_mmwsss.py'}}
-    with atomic_write(args.dst) as f:
-        torch.save(out, f)
-    print(f'wrote {len(state)} tensors to {args.dst}')
+    n = save_converted_checkpoint(
+        args.src, args.dst, ckpt, convert_resnet38d_state_dict,
+        prefix=args.prefix,
+        converter='tools/model_converters/resnet38d_to_mmwsss.py')
+    print(f'wrote {n} tensors to {args.dst}')
 
 
 if __name__ == '__main__':

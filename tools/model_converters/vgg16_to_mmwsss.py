@@ -12,15 +12,11 @@ checkpoint; classifier / fc6–fc8 / extra conv weights are dropped (see
 or as ``load_from`` of a whole model with ``--prefix backbone.``.
 """
 import argparse
-import os.path as osp
 
 import mmwsss  # noqa: F401  (compat shims first)
-import torch
-
 from mmwsss.models.backbones import convert_vgg16_state_dict
-from mmwsss.utils.cli import (ToolError, error_line, load_checkpoint_file,
-                              run_tool)
-from mmwsss.utils.io import atomic_write
+from mmwsss.utils.cli import (load_checkpoint_file, run_tool,
+                              save_converted_checkpoint)
 
 
 def parse_args(argv=None):
@@ -37,18 +33,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     ckpt = load_checkpoint_file(args.src)
-    try:
-        state = convert_vgg16_state_dict(ckpt)
-    except (KeyError, ValueError, TypeError) as e:
-        # the messages name the keys that do not fit; add the file
-        raise ToolError(f'{args.src}: {error_line(e)}') from e
-    state = {args.prefix + k: v.contiguous() for k, v in state.items()}
-    out = {'state_dict': state,
-           'meta': {'source': osp.basename(args.src),
-                    'converter': 'tools/model_converters/vgg16_to_mmwsss.py'}}
-    with atomic_write(args.dst) as f:
-        torch.save(out, f)
-    print(f'wrote {len(state)} tensors to {args.dst}')
+    n = save_converted_checkpoint(
+        args.src, args.dst, ckpt, convert_vgg16_state_dict, prefix=args.prefix,
+        converter='tools/model_converters/vgg16_to_mmwsss.py')
+    print(f'wrote {n} tensors to {args.dst}')
 
 
 if __name__ == '__main__':
