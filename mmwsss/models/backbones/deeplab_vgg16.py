@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
+from mmwsss.models.utils.module_ops import freeze_modules
 from mmwsss.registry import MODELS
 from .pretrained_mixin import ConvertedPretrainedMixin
 from .vgg_weights import VGG16_CONV_INDICES, convert_vgg16_state_dict
@@ -215,10 +216,7 @@ class DeepLabVGG16(ConvertedPretrainedMixin, BaseModule):
 
     def _freeze_stages(self) -> None:
         for stage in range(self.frozen_stages + 1):
-            for m in self._stage_modules(stage):
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad = False
+            freeze_modules(self._stage_modules(stage))
 
     def train(self, mode: bool = True) -> 'DeepLabVGG16':
         super().train(mode)

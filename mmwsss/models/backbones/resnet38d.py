@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
+from mmwsss.models.utils.module_ops import freeze_modules
 from mmwsss.registry import MODELS
 from .pretrained_mixin import ConvertedPretrainedMixin
 from .resnet38_weights import (RESNET38D_BLOCKS, RESNET38D_STAGES,
@@ -249,10 +250,7 @@ class ResNet38d(ConvertedPretrainedMixin, BaseModule):
 
     def _freeze_stages(self) -> None:
         for stage in range(self.frozen_stages + 1):
-            for m in self._stage_modules(stage):
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad = False
+            freeze_modules(self._stage_modules(stage))
 
     def train(self, mode: bool = True) -> 'ResNet38d':
         """Train mode with frozen stages and (``norm_eval``) every BN in eval."""

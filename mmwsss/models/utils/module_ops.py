@@ -15,7 +15,7 @@ Attention Inference Network", CVPR 2018, Fig. 2; ``docs/extending.md``, section 
   writes ``.grad``.
 """
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import torch.nn as nn
 from torch.func import functional_call
@@ -80,3 +80,12 @@ class _MethodCall(nn.Module):
 
     def forward(self, *args, **kwargs):
         return getattr(self.module, self._method)(*args, **kwargs)
+
+
+def freeze_modules(modules: Iterable[nn.Module]) -> None:
+    """Put ``modules`` in eval mode and stop their parameters' gradients (a
+    backbone's frozen stages; called again after every ``train()``)."""
+    for m in modules:
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad = False
