@@ -122,7 +122,9 @@ def voc_cfgs():
     cam.head = dict(type='CAMHead', in_channels=4096, num_classes=20)
     da = copy.deepcopy(base)
     da.head.cma_cfg.num_layers = 0
-    return {'cam': cam, 'edam': edam, 'edam_da': da}
+    sdpa = copy.deepcopy(base)
+    sdpa.head.cma_cfg.attn_impl = 'sdpa'
+    return {'cam': cam, 'edam': edam, 'edam_da': da, 'edam_sdpa': sdpa}
 
 
 def toy_cfgs():
@@ -130,7 +132,10 @@ def toy_cfgs():
     edam = Config.fromfile(osp.join(TOY, 'edam_r18_toy.py')).model
     drop = Config.fromfile(osp.join(TOY, 'edam_r18_toy.py')).model
     drop.head.cma_cfg.attn_drop = 0.1
-    return {'cam': cam, 'edam': edam, 'edam_attn_drop': drop}
+    drop_sdpa = copy.deepcopy(drop)
+    drop_sdpa.head.cma_cfg.attn_impl = 'sdpa'
+    return {'cam': cam, 'edam': edam, 'edam_attn_drop': drop,
+            'edam_attn_drop_sdpa': drop_sdpa}
 
 
 def build_shared(cfgs, seed):

@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmwsss.models.utils.attention import dropout_attention
+
 
 def _xavier_uniform_stack(weight: torch.Tensor) -> None:
     """Xavier-uniform init of every (fan_in, fan_out) slice of a (K, in, out)
@@ -57,6 +59,13 @@ class ClassWiseTransformerLayer(nn.Module):
         norm_eps (float): the layer norms' epsilon (official code: 1e-6).
         gelu_approximate (str): ``'tanh'`` (the official code's GELU) or
             ``'none'`` (the exact erf form).
+        attn_impl (str): how the attention is computed
+            (:func:`mmwsss.models.utils.attention.dropout_attention`):
+            ``'auto'`` (default: PyTorch's fused ``scaled_dot_product_attention``,
+            except on a CPU with dropout on the probabilities, where it is
+            computed in blocks of queries, without the full attention matrix),
+            ``'sdpa'`` or ``'blocked'``. The same function either way; the
+            dropout masks are drawn differently.
     """
 
     def __init__(self,
@@ -68,8 +77,12 @@ class ClassWiseTransformerLayer(nn.Module):
                  attn_drop: Optional[float] = None,
                  layer_norm: str = 'bert',
                  norm_eps: float = 1e-6,
-                 gelu_approximate: str = 'tanh'):
+                 gelu_approximate: str = 'tanh',
+                 attn_impl: str = 'auto'):
         super().__init__()
+        if attn_impl not in ('auto', 'sdpa', 'blocked'):
+            raise ValueError("attn_impl must be 'auto', 'sdpa' or 'blocked', "
+                             f'got {attn_impl!r}')
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
                              f'num_heads ({num_heads})')
@@ -86,6 +99,7 @@ class ClassWiseTransformerLayer(nn.Module):
         self.layer_norm = layer_norm
         self.norm_eps = float(norm_eps)
         self.gelu_approximate = gelu_approximate
+        self.attn_impl = attn_impl
         self.norm1_weight = nn.Parameter(torch.ones(k, d))
         self.norm1_bias = nn.Parameter(torch.zeros(k, d))
         self.qkv_weight = nn.Parameter(torch.empty(k, d, 3 * d))
@@ -153,9 +167,10 @@ class ClassWiseTransformerLayer(nn.Module):
         qkv = self._linear(y, self.qkv_weight, self.qkv_bias)
         # (G, K, T, 3, h, dk) -> 3 x (G*K, h, T, dk)
         qkv = qkv.reshape(g * k, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
-        att = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2],
-                                             dropout_p=self.attn_drop
-                                             if self.training else 0.0)
+        att = dropout_attention(
+            qkv[0], qkv[1], qkv[2],
+            dropout_p=self.attn_drop if self.training else 0.0,
+            impl=self.attn_impl)
         att = att.transpose(1, 2).reshape(g, k, t, d)
         att = self._linear(att, self.proj_weight, self.proj_bias)
         x = x + F.dropout(att, p, self.training)

@@ -73,6 +73,11 @@ class CollaborativeMultiAttention(nn.Module):
         norm_eps (float): layer-norm epsilon (official: 1e-6).
         gelu_approximate (str): ``'tanh'`` (official) or ``'none'``.
         positional_encoding (bool): add ``PE`` (default True).
+        attn_impl (str): ``'auto'``, ``'sdpa'`` or ``'blocked'``, how the
+            attention is computed (:class:`ClassWiseTransformerLayer`; the
+            default uses the fused kernels, or on a CPU with attention dropout
+            the blocked computation that never holds the full attention
+            matrix).
     """
 
     def __init__(self,
@@ -87,7 +92,8 @@ class CollaborativeMultiAttention(nn.Module):
                  layer_norm: str = 'bert',
                  norm_eps: float = 1e-6,
                  gelu_approximate: str = 'tanh',
-                 positional_encoding: bool = True):
+                 positional_encoding: bool = True,
+                 attn_impl: str = 'auto'):
         super().__init__()
         if num_layers < 0:
             raise ValueError(f'num_layers must be >= 0, got {num_layers}')
@@ -105,7 +111,8 @@ class CollaborativeMultiAttention(nn.Module):
                     ffn_channels=ffn_channels, dropout=dropout,
                     attn_drop=attn_drop,
                     layer_norm=layer_norm, norm_eps=norm_eps,
-                    gelu_approximate=gelu_approximate)
+                    gelu_approximate=gelu_approximate,
+                    attn_impl=attn_impl)
                 for _ in range(num_layers)
             ])
         # K bias-free linear classifiers d -> 1 as one grouped convolution:
