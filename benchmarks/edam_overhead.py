@@ -257,9 +257,13 @@ def flop_mapping():
     def bwd(grad_out, q, k, v, *args, out_shape=None, **kwargs):
         return fc.sdpa_backward_flop_count(grad_out, q, k, v)
 
+    def baddbmm_(self_shape, a, b, *args, out_shape=None, **kwargs):
+        return fc.bmm_flop(a, b)
+
+    # the in-place baddbmm_ (the blocked attention's backward) is not listed
     for op, f in (('_scaled_dot_product_flash_attention_for_cpu', fwd),
                   ('_scaled_dot_product_flash_attention_for_cpu_backward',
-                   bwd)):
+                   bwd), ('baddbmm_', baddbmm_)):
         if hasattr(aten, op):
             mapping[getattr(aten, op)] = f
     return mapping

@@ -16,6 +16,7 @@ DEFAULT_TEST_CFG = dict(
     scales=(1.0, 0.5, 1.5, 2.0),
     flip=True,
     fusion='sum',
+    flip_fusion=None,
     restrict='gt',
     pred_threshold=0.5,
     resize_mode='bilinear')
@@ -51,7 +52,9 @@ class WSClassifier(BaseModel):
         CAM head, computed with gradients enabled when the head sets
         ``cam_requires_grad``, e.g. Grad-CAM), resized (bilinear) to the network
         input size, the flipped ones flipped back; passes are fused by ``fusion`` =
-        ``'sum'`` (irn, EDAM) or ``'max'``;
+        ``'sum'`` (irn, EDAM) or ``'max'``; ``flip_fusion`` (default: ``fusion``)
+        fuses a scale's flip pair first (VWL: ``'max'`` over the flip pair,
+        ``'sum'`` over the scales);
       * the fused map is cropped to the valid (unpadded) area, resized to the original
         image size, restricted to the image's classes (``restrict='gt'``: GT labels,
         falling back to predicted ones for images without ``gt_label``; ``'pred'``:
@@ -107,9 +110,12 @@ class WSClassifier(BaseModel):
         self.train_cfg = dict(train_cfg or {})
         cfg = dict(DEFAULT_TEST_CFG)
         cfg.update(dict(test_cfg or {}))
-        if cfg['fusion'] not in ('sum', 'max'):
-            raise ValueError(f"test_cfg.fusion must be 'sum' or 'max', got "
-                             f"{cfg['fusion']!r}")
+        if cfg['flip_fusion'] is None:
+            cfg['flip_fusion'] = cfg['fusion']
+        for key in ('fusion', 'flip_fusion'):
+            if cfg[key] not in ('sum', 'max'):
+                raise ValueError(f"test_cfg.{key} must be 'sum' or 'max', got "
+                                 f'{cfg[key]!r}')
         if cfg['restrict'] not in ('gt', 'pred', 'none'):
             raise ValueError("test_cfg.restrict must be 'gt', 'pred' or 'none'")
         if not cfg['scales']:
@@ -255,7 +261,8 @@ class WSClassifier(BaseModel):
                 maps, size=(h, w), mode='bilinear', align_corners=False)
             if cfg['flip']:
                 a, b = cam[:n], cam[n:].flip(-1)
-                cam = a + b if cfg['fusion'] == 'sum' else torch.maximum(a, b)
+                cam = a + b if cfg['flip_fusion'] == 'sum' else \
+                    torch.maximum(a, b)
             if fused is None:
                 fused = cam
             elif cfg['fusion'] == 'sum':
