@@ -76,11 +76,8 @@ The last line printed is one line of JSON with the figures.
 import argparse
 import copy
 import json
-import os
 import os.path as osp
-import random
 import sys
-import threading
 import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
@@ -89,26 +86,18 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.logging import MessageHub, MMLogger  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import mmwsss  # noqa: E402,F401
-from mmwsss.registry import MODELS  # noqa: E402
-from mmwsss.structures import WSSSDataSample  # noqa: E402
 from mmwsss.utils import register_all_modules  # noqa: E402
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _step_timing import make_batches, run_setting  # noqa: E402
 
 REPO = osp.join(osp.dirname(osp.abspath(__file__)), '..')
 TOY = osp.join(REPO, 'configs', 'toy')
 VOC_MODEL = osp.join(REPO, 'configs', '_base_', 'models', 'edam_resnet38d.py')
 #: GT classes per image on the toy train split: 1, 2, 3 (180 / 131 / 89 of 400)
 TOY_CLASS_COUNTS = (180, 131, 89)
-MB = 2.**20
-PAGE = os.sysconf('SC_PAGE_SIZE')
-
-
-def seed_all(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 # ------------------------------------------------------------------- configs
@@ -136,230 +125,6 @@ def toy_cfgs():
     drop_sdpa.head.cma_cfg.attn_impl = 'sdpa'
     return {'cam': cam, 'edam': edam, 'edam_attn_drop': drop,
             'edam_attn_drop_sdpa': drop_sdpa}
-
-
-def build_shared(cfgs, seed):
-    """The models of one setting; all share the first one's backbone module."""
-    models = {}
-    backbone = None
-    for name, cfg in cfgs.items():
-        torch.manual_seed(seed)
-        model = MODELS.build(cfg)
-        model.init_weights()
-        if backbone is None:
-            backbone = model.backbone
-        else:
-            model.backbone = backbone
-        model.train()
-        models[name] = model
-    return models
-
-
-# ------------------------------------------------------------------- batches
-def make_batches(n, batch, size, num_classes, counts, rng, cycle=False):
-    """``n`` batches of random uint8 images; image ``2i + 1`` shares a GT class
-    with image ``2i`` (EDAM's pairs, as the ClassGroupSampler gives); 1, 2, ...
-    classes per image with frequencies ``counts`` (``cycle``: in turn)."""
-    p = np.asarray(counts, float) / np.sum(counts)
-    batches = []
-    for b in range(n):
-        inputs, samples = [], []
-        shared = None
-        for i in range(batch):
-            inputs.append(torch.from_numpy(
-                rng.integers(0, 256, (3, size, size), dtype=np.uint8)))
-            ds = WSSSDataSample(metainfo=dict(
-                img_id=f'img_{b:03d}_{i:02d}', img_shape=(size, size),
-                ori_shape=(size, size), pad_shape=(size, size),
-                scale_factor=(1.0, 1.0)))
-            k = (b * batch + i) % len(p) + 1 if cycle else \
-                int(rng.choice(len(p), p=p)) + 1
-            classes = list(rng.choice(num_classes, size=k, replace=False))
-            if i % 2 == 0:
-                shared = int(classes[0])
-            elif shared not in classes:
-                classes[0] = shared
-            gt = torch.zeros(num_classes)
-            gt[torch.as_tensor(classes, dtype=torch.long)] = 1
-            ds.gt_label = gt
-            samples.append(ds)
-        batches.append(dict(inputs=inputs, data_samples=samples))
-    return batches
-
-
-# -------------------------------------------------------------------- a step
-def zero_grads(model):
-    for p in model.parameters():
-        p.grad = None
-
-
-def step(model, data):
-    """One timed training step: preprocessing, ``loss``, backward."""
-    zero_grads(model)
-    t0 = time.perf_counter()
-    d = model.data_preprocessor(data, True)
-    losses = model._run_forward(d, mode='loss')
-    loss, _ = model.parse_losses(losses)
-    loss.backward()
-    dt = time.perf_counter() - t0
-    value = float(loss.detach())
-    if not np.isfinite(value):
-        raise RuntimeError(f'non-finite loss {value}')
-    return dt
-
-
-def _rss():
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * PAGE
-
-
-class PeakRSS:
-    """Peak resident memory of the process while in the block, polled."""
-
-    def __init__(self, interval=0.005):
-        self.interval = interval
-        self.peak = 0
-        self.base = 0
-        self._stop = threading.Event()
-
-    def _poll(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self.base = self.peak = _rss()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def delta(self):
-        return self.peak - self.base
-
-
-def flop_mapping():
-    """FLOP formulas for the CPU attention kernels that
-    ``torch.utils.flop_counter`` does not list (the flash kernel without dropout:
-    the toy's ``attn_drop=0``); with dropout, attention runs as matrix products,
-    which it counts."""
-    from torch.utils import flop_counter as fc
-    aten = torch.ops.aten
-    mapping = {}
-    def fwd(q, k, v, *args, out_shape=None, **kwargs):
-        return fc.sdpa_flop_count(q, k, v)
-
-    def bwd(grad_out, q, k, v, *args, out_shape=None, **kwargs):
-        return fc.sdpa_backward_flop_count(grad_out, q, k, v)
-
-    def baddbmm_(self_shape, a, b, *args, out_shape=None, **kwargs):
-        return fc.bmm_flop(a, b)
-
-    # the in-place baddbmm_ (the blocked attention's backward) is not listed
-    for op, f in (('_scaled_dot_product_flash_attention_for_cpu', fwd),
-                  ('_scaled_dot_product_flash_attention_for_cpu_backward',
-                   bwd), ('baddbmm_', baddbmm_)):
-        if hasattr(aten, op):
-            mapping[getattr(aten, op)] = f
-    return mapping
-
-
-def measure(model, data):
-    """Saved-for-backward bytes (parameters left out), peak RSS increase and
-    FLOPs of one step (untimed)."""
-    zero_grads(model)
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen = {}
-
-    def pack(t):
-        try:
-            st = t.untyped_storage()
-        except Exception:  # noqa: BLE001  (e.g. a tensor without storage)
-            return t
-        if st.data_ptr() not in params:
-            seen[st.data_ptr()] = st.nbytes()
-        return t
-
-    counter = FlopCounterMode(display=False, custom_mapping=flop_mapping())
-    with PeakRSS() as rss, counter, \
-            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        d = model.data_preprocessor(data, True)
-        losses = model._run_forward(d, mode='loss')
-        loss, _ = model.parse_losses(losses)
-        loss.backward()
-        del loss, losses, d
-    zero_grads(model)
-    return dict(saved=sum(seen.values()), rss=rss.delta,
-                flops=counter.get_total_flops())
-
-
-def bench(models, batches, rounds):
-    """Rotated rounds of one step per variant: per variant the median time and
-    the median within-round ratio to the first variant."""
-    names = list(models)
-    times = {n: [] for n in names}
-    paired = {n: [] for n in names}
-    cursor = {n: 1 for n in names}  # batch 0 was the measured step's
-    for r in range(rounds):
-        k = r % len(names)
-        order = names[k:] + names[:k]
-        round_t = {}
-        for n in order:
-            round_t[n] = step(models[n], batches[cursor[n] % len(batches)])
-            cursor[n] += 1
-        for n in names:
-            times[n].append(round_t[n])
-            paired[n].append(round_t[n] / round_t[names[0]])
-        print(f'    round {r + 1}/{rounds}: ' + ', '.join(
-            f'{n} {round_t[n]:.2f} s' for n in names), flush=True)
-    return {n: dict(median=float(np.median(times[n])),
-                    paired=float(np.median(paired[n])), n=len(times[n]),
-                    times=times[n])
-            for n in names}
-
-
-def run_setting(key, label, cfgs, batches, rounds, seed, out):
-    seed_all(seed)
-    models = build_shared(cfgs, seed)
-    mem = {}
-    for name, model in models.items():
-        t0 = time.perf_counter()
-        mem[name] = measure(model, batches[0])
-        print(f'    [{key}] {name}: measured step {time.perf_counter() - t0:.1f} '
-              's', flush=True)
-    res = bench(models, batches, rounds)
-    base = res['cam']['median']
-    print(label)
-    for name in models:
-        r, m = res[name], mem[name]
-        print(f'    {name:15s} {r["median"] * 1e3:10.1f} ms/step (median of '
-              f'{r["n"]}); x cam: {r["median"] / base:6.3f} (paired '
-              f'{r["paired"]:6.3f}); {m["flops"] / 1e9:8.1f} GFLOP (x cam '
-              f'{m["flops"] / mem["cam"]["flops"]:5.3f}); saved for backward '
-              f'{m["saved"] / MB:8.1f} MB (x cam '
-              f'{m["saved"] / mem["cam"]["saved"]:6.2f}); peak RSS +'
-              f'{m["rss"] / MB:7.0f} MB', flush=True)
-    p = '' if key == 'voc' else 'toy_'
-    for name in models:
-        r, m = res[name], mem[name]
-        out[f'{p}{name}_ms'] = round(r['median'] * 1e3, 1)
-        out[f'{p}{name}_gflop'] = round(m['flops'] / 1e9, 2)
-        out[f'{p}{name}_saved_mb'] = round(m['saved'] / MB, 1)
-        out[f'{p}{name}_peak_rss_mb'] = round(m['rss'] / MB, 0)
-        if name != 'cam':
-            out[f'{p}{name}_ratio'] = round(r['median'] / base, 4)
-            out[f'{p}{name}_ratio_paired'] = round(r['paired'], 4)
-            out[f'{p}{name}_flop_ratio'] = round(
-                m['flops'] / mem['cam']['flops'], 4)
-            out[f'{p}{name}_mem_ratio'] = round(
-                m['saved'] / mem['cam']['saved'], 3)
-    del models
-    return res, mem
 
 
 def main():
@@ -419,7 +184,7 @@ def main():
             f'{a.toy_batch} x 3x128x128 (16x16 features, 512 tokens per pair '
             f'and class), torch threads {threads}, 1 measured + '
             f'{a.toy_rounds} rotated rounds',
-            toy_cfgs(), batches, a.toy_rounds, a.seed, out)
+            toy_cfgs(), batches, a.toy_rounds, a.seed, out, prefix='toy_')
         out['toy_attn_drop_share'] = round(
             (res['edam_attn_drop']['median'] - res['edam']['median']) /
             res['edam_attn_drop']['median'], 4)
