@@ -31,6 +31,9 @@ model = dict(
         hist_reduce='mean',
         decov_loss=dict(type='DecorrelationLoss')),
     test_cfg=dict(fusion='sum', flip_fusion='max'))
+# --resume continues exactly (the random flips of the main-process loader draw what
+# the uninterrupted run drew; mmwsss/engine/hooks/reseed_hook.py)
+custom_hooks = [dict(type='ReseedHook')]
 method = dict(name='VWL-L', seeds='cams')
 # tools/make_pseudo_labels.py with this config: VWL's "+CRF" (rulixiang/vwe
 # v2/crf.py): softmax over [0.15, CAMs], dense CRF (10 iterations, Gaussian sxy 1

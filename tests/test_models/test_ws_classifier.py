@@ -139,3 +139,42 @@ def test_mmpretrain_backbone_by_config():
                 dilations=(1, 1, 2, 4), out_indices=(3, )),
             head=dict(type='CAMHead', in_channels=512, num_classes=3)))
     assert model(torch.rand(1, 3, 64, 64), mode='tensor').shape == (1, 3, 8, 8)
+
+
+def test_flip_fusion():
+    """test_cfg.flip_fusion fuses a scale's flip pair before the scales are
+    fused by `fusion` (VWL: max over the pair, sum over the scales); it
+    defaults to `fusion`; the pair's fusion is what the maps change with."""
+    scales = (1.0, 0.5)
+    x = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(3))
+
+    def manual(model, pair):
+        total = 0
+        with torch.no_grad():
+            for s in scales:
+                xs = x if s == 1.0 else F.interpolate(
+                    x, size=(int(32 * s), int(40 * s)), mode='bilinear',
+                    align_corners=False)
+                a, b = (F.interpolate(F.relu(model(v, mode='tensor')),
+                                      (32, 40), mode='bilinear',
+                                      align_corners=False)
+                        for v in (xs, xs.flip(-1)))
+                b = b.flip(-1)
+                total = total + (torch.maximum(a, b) if pair == 'max' else
+                                 a + b)
+        total = total[0]
+        return total / (total.amax((1, 2), keepdim=True) + 1e-5)
+
+    cams = {}
+    for pair in ('max', 'sum'):
+        model = _classifier(scales=scales, flip=True, fusion='sum',
+                            flip_fusion=pair, restrict='none')
+        assert model.test_cfg['flip_fusion'] == pair
+        cams[pair] = model.predict(
+            x, [_sample([1] * 5, ori=(32, 40))])[0].pred_cams.data
+        assert torch.allclose(cams[pair], manual(model, pair), atol=1e-5)
+    assert (cams['max'] - cams['sum']).abs().max() > 1e-3
+    assert _classifier(fusion='max').test_cfg['flip_fusion'] == 'max'
+    assert _classifier().test_cfg['flip_fusion'] == 'sum'
+    with pytest.raises(ValueError, match='flip_fusion'):
+        _classifier(flip_fusion='mean')

@@ -33,12 +33,18 @@ def test_toy_method_declarations():
         'cam_r18_toy.py': 'CAM', 'oaa_r18_toy.py': 'OAA',
         'oaa_drop_r18_toy.py': 'OAA++', 'iam_r18_toy.py': 'OAA+',
         'iam_drop_r18_toy.py': 'OAA+++', 'gain_r18_toy.py': 'GAIN',
-        'gain_ext-p_r18_toy.py': 'GAIN_ext-p', 'edam_r18_toy.py': 'EDAM'}
+        'gain_ext-p_r18_toy.py': 'GAIN_ext-p', 'edam_r18_toy.py': 'EDAM',
+        'vwl_l_r18_toy.py': 'VWL-L', 'vwl_m_r18_toy.py': 'VWL-M'}
     assert specs['cam_r18_toy.py'].seeds == 'cams'
     # EDAM: its DA masks exported as CAMs, its own rule, no required run
     assert specs['edam_r18_toy.py'].seeds == 'cams'
     assert specs['edam_r18_toy.py'].requires == {}
     assert specs['edam_r18_toy.py'].pseudo_label_rule['type'] == 'EDAMSaliency'
+    # VWL: the CAMs of the trained classifier, no required run, VWL's rule
+    for name in ('vwl_l_r18_toy.py', 'vwl_m_r18_toy.py'):
+        assert specs[name].seeds == 'cams'
+        assert specs[name].requires == {}
+        assert specs[name].pseudo_label_rule['type'] == 'ThresholdBackground'
     for name in ('gain_r18_toy.py', 'gain_ext-p_r18_toy.py'):
         assert specs[name].seeds == 'cams'
         assert specs[name].pseudo_label_rule['type'] == 'GAINCues'

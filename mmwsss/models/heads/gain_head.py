@@ -289,8 +289,9 @@ class GAINHead(BaseCAMHead):
             'predict_maps')
 
     def image_logits(self, outputs) -> torch.Tensor:
-        """The inner head's image logits."""
-        if isinstance(outputs, dict):
+        """The inner head's image logits (of :meth:`loss`'s outputs or of
+        :meth:`forward`'s, the inner head's own, which may be a dict too)."""
+        if isinstance(outputs, dict) and 'cls' in outputs:
             outputs = outputs['cls']
         return self.cls_head.image_logits(outputs)
 
@@ -302,7 +303,7 @@ class GAINHead(BaseCAMHead):
 
     def loss_by_outputs(self, outputs, data_samples: Sequence) -> dict:
         """The inner head's loss (``L_cl``) of the outputs."""
-        if isinstance(outputs, dict):
+        if isinstance(outputs, dict) and 'cls' in outputs:
             outputs = outputs['cls']
         return self.cls_head.loss_by_outputs(outputs, data_samples)
 
