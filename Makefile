@@ -38,7 +38,7 @@ test: install
 	$(PY) -m pytest tests -q
 
 # the seed method of the demo: configs/toy/$(METHOD)_r18_toy.py (cam, oaa, oaa_drop,
-# iam, iam_drop, gain, gain_ext-p, edam)
+# iam, iam_drop, gain, gain_ext-p, edam, vwl_l (= vwl), vwl_m)
 METHOD ?= oaa
 
 demo: install

@@ -3,7 +3,8 @@
 # CPU, stage by stage with the standard tools (the same commands work on VOC with its
 # configs). METHOD names the seed method: configs/toy/${METHOD}_r18_toy.py, a config
 # with a `method` dict (docs/extending.md): cam, oaa (default), oaa_drop (OAA++),
-# iam (OAA+), iam_drop (OAA+++), gain (GAIN), gain_ext-p (GAIN_ext-p).
+# iam (OAA+), iam_drop (OAA+++), gain (GAIN), gain_ext-p (GAIN_ext-p), edam (EDAM),
+# vwl_l (VWL-L; METHOD=vwl is the same), vwl_m (VWL-M).
 #   [1] toy data  [2] the method's classifier (first the run it requires, if any)
 #   [3] seeds: CAM export of the classifier + seed evaluation of the CAMs and of the
 #       method's seed maps
@@ -19,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 METHOD=${METHOD:-oaa}
+# VWL: the learned codebook, the paper's "Ours-L"
+[ "$METHOD" = vwl ] && METHOD=vwl_l
 CFG=configs/toy/${METHOD}_r18_toy.py
 # the fast form has its own toy data and work dir: its 48 + 16 images must never
 # replace the full toy set in data/toy that other runs (the method comparison,

@@ -4,6 +4,7 @@ value ranges checked) and overview.png; a second run resumes (skips finished wor
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 
 from tests.conftest import REPO, run_env
@@ -117,3 +118,35 @@ def test_fast_demo_keeps_the_full_toy_data(tmp_path, python_exe):
     assert args[args.index('--out') + 1] == 'data/toy_fast'
     assert '--num-train' in args and 'data/toy' not in args
     assert 'toy dataset -> data/toy_fast' in p.stdout
+
+
+def test_demo_vwl_is_vwl_l(tmp_path, python_exe):
+    """``make demo METHOD=vwl`` trains VWL-L (configs/toy/vwl_l_r18_toy.py) in the
+    work dir of ``vwl_l``; ``vwl_m`` is its own method. The training step is
+    intercepted: a stand-in python records the arguments of tools/train.py and
+    stops the demo there."""
+    log = tmp_path / 'args.txt'
+    stub = tmp_path / 'python'
+    stub.write_text(
+        '#!/bin/bash\n'
+        'if [[ "$1" == *tools/train.py ]]; then\n'
+        f'  echo "$@" > {log}; exit 3\n'
+        'fi\n'
+        f'exec {python_exe} "$@"\n')
+    stub.chmod(0o755)
+    for method, cfg in (('vwl', 'vwl_l'), ('vwl_m', 'vwl_m')):
+        work = osp.join(REPO, 'work_dirs', 'demo_fast', cfg)
+        existed = osp.exists(work)
+        env = run_env()
+        env.update(PYTHON=str(stub), DEMO_FAST='1', METHOD=method,
+                   DEMO_DATA_ROOT=str(tmp_path / 'toy'))
+        env.pop('DEMO_WORK_DIR', None)
+        p = subprocess.run(['bash', 'tools/demo.sh'], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+        if not existed:  # the stub stopped before any training output
+            shutil.rmtree(work, ignore_errors=True)
+        assert p.returncode == 3, p.stdout[-2000:] + p.stderr[-2000:]
+        args = log.read_text().split()
+        assert args[1] == f'configs/toy/{cfg}_r18_toy.py', args
+        assert args[args.index('--work-dir') + 1].startswith(
+            f'work_dirs/demo_fast/{cfg}'), args
