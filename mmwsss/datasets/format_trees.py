@@ -110,7 +110,8 @@ COCO_CATEGORIES = (
 STANDIN_WEIGHT_FILES = ('vgg16-397923af.pth',
                         'deeplab_resnet101_imagenet_mmwsss.pth',
                         'resnet101_v1c-e67eebb6.pth',
-                        'resnet38d_ilsvrc_mmwsss.pth')
+                        'resnet38d_ilsvrc_mmwsss.pth',
+                        'resnet101-5d3b4d8f.pth')
 
 _POSES = ('Unspecified', 'Frontal', 'Left', 'Right', 'Rear')
 _BAND_WIDTH = 5  # width of the void (255) band along VOC object boundaries
@@ -770,7 +771,9 @@ def _calibrate_batch_norm(model, input_scale: float, seed: int,
 
 def make_standin_weights(out_dir: str,
                          seed: int = 0,
-                         overwrite: bool = False) -> Dict[str, str]:
+                         overwrite: bool = False,
+                         names: Optional[Sequence[str]] = None
+                         ) -> Dict[str, str]:
     """Write stand-in ImageNet weight files, in the formats the configs read, from
     randomly initialised (seeded) models: nothing is downloaded.
 
@@ -789,7 +792,11 @@ def make_standin_weights(out_dir: str,
       ``num_batches_tracked``), which is what PSA's ``convert_mxnet_to_torch`` +
       ``torch.save`` give for the MXNet ImageNet file, then converted with the
       documented ``tools/model_converters/resnet38d_to_mmwsss.py IN OUT`` (about
-      420 MB; the intermediate file is removed).
+      420 MB; the intermediate file is removed);
+    * ``resnet101-5d3b4d8f.pth``: ``torchvision.models.resnet101(weights=None,
+      zero_init_residual=True).state_dict()`` saved with ``torch.save`` -- the
+      torchvision file (``fc`` included), read directly by MMSeg's ``ResNet`` in the
+      VWL configs (about 170 MB, as the real one).
 
     The ResNets' BatchNorm statistics are those of their own activations on random
     image-like inputs at the configs' input scale (:func:`_calibrate_batch_norm`):
@@ -802,10 +809,11 @@ def make_standin_weights(out_dir: str,
     conditioned.
 
     Existing files are kept unless ``overwrite`` (real weights are never replaced
-    by accident).
+    by accident). ``names`` (default: all of ``STANDIN_WEIGHT_FILES``) writes only
+    those files (each file's content does not depend on the others).
 
     Returns:
-        dict: {file name: path} for the files of ``STANDIN_WEIGHT_FILES``.
+        dict: {file name: path} for the files of ``names``.
     """
     import mmwsss  # noqa: F401  (compat shims before torchvision)
     import torch
@@ -813,10 +821,15 @@ def make_standin_weights(out_dir: str,
 
     out_dir = osp.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    paths = {n: osp.join(out_dir, n) for n in STANDIN_WEIGHT_FILES}
+    names = STANDIN_WEIGHT_FILES if names is None else tuple(names)
+    unknown = sorted(set(names) - set(STANDIN_WEIGHT_FILES))
+    if unknown:
+        raise ValueError(f'unknown stand-in weight files {unknown}; choose from '
+                         f'{STANDIN_WEIGHT_FILES}')
+    paths = {n: osp.join(out_dir, n) for n in names}
 
     def todo(name):
-        return overwrite or not osp.isfile(paths[name])
+        return name in paths and (overwrite or not osp.isfile(paths[name]))
 
     if todo('vgg16-397923af.pth'):
         with _seeded(seed):
@@ -877,4 +890,15 @@ def make_standin_weights(out_dir: str,
         finally:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+    if todo('resnet101-5d3b4d8f.pth'):
+        with _seeded(seed + 4):
+            net = torchvision.models.resnet101(weights=None,
+                                               zero_init_residual=True)
+        # RGB normalised by the ImageNet mean / std (configs/vwl/)
+        _calibrate_batch_norm(net, input_scale=1.0, seed=seed + 4)
+        state = net.state_dict()
+        del net
+        with atomic_write(paths['resnet101-5d3b4d8f.pth']) as f:
+            torch.save(state, f)
+        del state
     return paths

@@ -52,6 +52,9 @@ GAIN_CONFIGS = ('gain/gain_vgg16_voc.py', 'gain/gain_ext-p200_vgg16_voc.py',
                 'gain/gain_ext-bp200_vgg16_voc.py')
 # EDAM (tests/test_tools/test_edam_configs.py)
 EDAM_CONFIGS = ('edam/edam_resnet38d_voc.py', 'edam/edam_resnet38d_coco.py')
+# VWL (tests/test_tools/test_vwl_configs.py)
+VWL_CONFIGS = ('vwl/vwl_l_r101_voc.py', 'vwl/vwl_m_r101_voc.py',
+               'vwl/vwl_l_r101_coco.py', 'vwl/vwl_m_r101_coco.py')
 SEGMENTOR_CONFIGS = ('deeplab/largefov_vgg16_voc12aug_gt.py',
                      'deeplab/largefov_vgg16_voc12aug_pseudo.py',
                      'deeplab/deeplabv2_r101_voc12aug_gt.py',
@@ -272,7 +275,7 @@ def test_every_shipped_config_is_run():
         for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
         if '_base_' not in p and not osp.relpath(p, CONFIG_DIR).startswith('toy'))
     assert shipped == sorted(CLASSIFIER_CONFIGS + GAIN_CONFIGS + EDAM_CONFIGS +
-                             SEGMENTOR_CONFIGS)
+                             VWL_CONFIGS + SEGMENTOR_CONFIGS)
     # the toy configs are run by the toy tests and the demo
     tests_text = ''.join(
         open(p).read()
