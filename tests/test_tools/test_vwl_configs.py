@@ -385,17 +385,18 @@ def test_two_processes_hold_the_bank_of_the_global_batch(vwl_proj, tmp_path,
 
     * The two ranks hold bit-identical banks after every step (the sums and
       counts are all-reduced before Eqs. 6-7), and rank 0's is the checkpoint's.
-    * The bank equals the 1-process bank up to float rounding: the per-word sums
+    * After the first step the bank equals the 1-process bank up to float
+      rounding (after the second, a pixel near a tie of two words may change
+      its word with weights that differ in the last bits): the per-word sums
       add the same pixel features in another order (and the features of a batch
       of 2 may differ from those of a batch of 4 in the last bits). The tolerance,
       1e-3 of the step's change of the bank (Eq. 7: rho (C' - C)), is far above
       that rounding and far below what a rank that updated with its own 2 images
       only would be off by (the order of the step itself).
-    * The weights agree up to rounding too (DDP averages the gradients: the
-      mean over 2 x 2 images = the mean over 4): the head's to 1e-3 of their
-      step of iteration 2 (measured: ~1e-6), the backbone's moved parameters
-      together to 1 % of their 2-step update (L2 over all of them; measured:
-      ~5e-4). Not per tensor: the gradients of the BN scales and shifts of the
+    * The weights after the first step agree up to rounding too (DDP averages
+      the gradients: the mean over 2 x 2 images = the mean over 4): the head's
+      to 1e-3 of their step of iteration 2, the backbone's moved parameters
+      together to 1 % of their first update (L2 over all of them). Not per tensor: the gradients of the BN scales and shifts of the
       zero-initialised residual branches are sums over the pixels with heavy
       cancellation, whose rounding reaches several % of their own small steps.
       A rank with its own gradient would be off by the order of the update.
@@ -466,33 +467,43 @@ custom_hooks = [dict(type='ReseedHook'), dict(type='VWLBankDumpHook')]
                            ref)
         step = (ref - bank(one, it - 1)).abs().max().item()
         assert step > 0
-        diff = (b0 - ref).abs().max().item()
-        assert diff <= 1e-3 * step, (it, diff, step)
+    # the 1-process bank, after the first step (both runs start from the same
+    # weights). Not after the second: the features then come from weights that
+    # differ in the last bits, and a pixel whose two best words are that close
+    # changes its word (the argmax of Eq. 4), which moves a word's mean by far
+    # more than rounding (seen once: 0.0116 against a step of 0.0089)
+    ref, b0 = bank(one, 1), bank(two, 1, 0)
+    step = (ref - bank(one, 0)).abs().max().item()
+    diff = (b0 - ref).abs().max().item()
+    assert diff <= 1e-3 * step, (diff, step)
+    # the weights after the first step (the second step's word labels may differ
+    # for the same reason); the head's to 1e-3 of its step, measured by the
+    # 1-process run's second step
     init = {f'backbone.{k}': v for k, v in torch.load(
         osp.join(vwl_proj, 'data', 'pretrained', WEIGHTS), map_location='cpu',
         weights_only=True).items()}
-    a1 = _state_dict(osp.join(one, 'iter_1.pth'))
-    a2, b2 = (_state_dict(osp.join(w, 'iter_2.pth')) for w in (one, two))
-    assert a2.keys() == b2.keys()
+    a1, b1 = (_state_dict(osp.join(w, 'iter_1.pth')) for w in (one, two))
+    a2 = _state_dict(osp.join(one, 'iter_2.pth'))
+    assert a1.keys() == b1.keys()
     num = den = 0.0
     moved = 0
-    for k in a2:
+    for k in a1:
         if k == BANK:
             continue
-        if not a2[k].is_floating_point():
-            assert torch.equal(a2[k], b2[k]), k
+        if not a1[k].is_floating_point():
+            assert torch.equal(a1[k], b1[k]), k
             continue
         if k.startswith('head.'):
             step = (a2[k] - a1[k]).norm().item()
             assert step > 0, k
-            assert (a2[k] - b2[k]).norm().item() <= 1e-3 * step, k
+            assert (a1[k] - b1[k]).norm().item() <= 1e-3 * step, k
             continue
-        if torch.equal(a2[k], init[k]):  # frozen: the stem, BN statistics
-            assert torch.equal(b2[k], init[k]), k
+        if torch.equal(a1[k], init[k]):  # frozen: the stem, BN statistics
+            assert torch.equal(b1[k], init[k]), k
             continue
         moved += 1
-        num += (a2[k] - b2[k]).pow(2).sum().item()
-        den += (a2[k] - init[k]).pow(2).sum().item()
+        num += (a1[k] - b1[k]).pow(2).sum().item()
+        den += (a1[k] - init[k]).pow(2).sum().item()
     assert moved > 100, moved
     assert num**0.5 <= 1e-2 * den**0.5, (num**0.5, den**0.5)
 

@@ -119,7 +119,8 @@ def test_vwl_l_toy_cams_seeds_pseudo_labels(toy_root, tmp_path):
     assert state['head.codebook.weight'].shape == (64, 128)
     assert 'head.w2i_classifier.weight' in state
     cfg = osp.join(TOY, 'vwl_l_r18_toy.py')
-    opts = ['--cfg-options', f'data_root={toy_root}']
+    opts = ['--cfg-options', f'data_root={toy_root}',
+            'optim_wrapper.optimizer.lr=0']
     cams = str(tmp_path / 'cams')
     names = _export('vwl_l_r18_toy.py', osp.join(work, 'epoch_1.pth'), cams,
                     toy_root)
@@ -213,9 +214,12 @@ def test_vwl_m_two_processes_share_one_bank(toy_root, tmp_path):
     per rank (batches of 2 against 4: other features, another bank), so the
     backbone's batch norm runs on its running statistics
     (``model.backbone.norm_eval=True``); rho = 0.5 instead of 4e-3, so that each
-    step's global means dominate the bank. Every rank holds the same bank after
-    every step, the one process's bank up to the rounding of the all-reduce's
-    order and of DDP's gradient averaging."""
+    step's global means dominate the bank; lr = 0, so that every step's features
+    come from the same weights in both runs (with weights that differ in the
+    last bits after an update, a pixel whose two best words are that close
+    would change its word, the argmax of Eq. 4, and move a word's mean by far
+    more than rounding). Every rank holds the same bank after every step, the
+    one process's bank up to the rounding of the all-reduce's order."""
     hooks = tmp_path / 'hooks'
     hooks.mkdir()
     (hooks / 'vwl_bank_dump.py').write_text(DUMP_HOOK)
@@ -223,7 +227,8 @@ def test_vwl_m_two_processes_share_one_bank(toy_root, tmp_path):
     cfg.write_text(DDP_CFG.format(base=osp.join(TOY, 'vwl_m_r18_toy.py')))
     env = no_network_env(1)
     env['PYTHONPATH'] = str(hooks) + os.pathsep + env['PYTHONPATH']
-    opts = ['--cfg-options', f'data_root={toy_root}']
+    opts = ['--cfg-options', f'data_root={toy_root}',
+            'optim_wrapper.optimizer.lr=0']
     one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
     _run([sys.executable, osp.join(REPO, 'tools', 'train.py'), str(cfg),
           '--work-dir', one, *opts, 'train_dataloader.batch_size=4'], env=env)
