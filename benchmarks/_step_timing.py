@@ -5,6 +5,7 @@ backward), the memory / FLOPs of an untimed step, and rotated rounds that time e
 variant once per round (medians and within-round ratios to the first variant, robust
 to the drifting load of a shared machine).
 """
+import json
 import os
 import random
 import threading
@@ -250,3 +251,21 @@ def run_setting(key, label, cfgs, batches, rounds, seed, out, prefix=''):
                 m['saved'] / mem['cam']['saved'], 3)
     del models
     return res, mem
+
+
+def finish(out, args, t_start, threads, goals):
+    """Print the goal lines (``(variant, bound)``: the VOC ratio of each variant
+    to ``cam`` against its bound), the total time and the one line of JSON."""
+    total = time.perf_counter() - t_start
+    if 'voc' in args.settings:
+        for name, bound in goals:
+            print(f'goal: VOC {name}_ratio <= {bound} -> '
+                  f'{out[name + "_ratio"]:.3f} (paired '
+                  f'{out[name + "_ratio_paired"]:.3f}, FLOPs '
+                  f'{out[name + "_flop_ratio"]:.3f})')
+    print(f'total {total:.1f} s')
+    out.update(settings=args.settings, rounds=args.rounds,
+               toy_rounds=args.toy_rounds, batch=args.batch, crop=args.crop,
+               toy_batch=args.toy_batch, threads=threads, seed=args.seed,
+               total_s=round(total, 1))
+    print(json.dumps(out))

@@ -75,7 +75,6 @@ The last line printed is one line of JSON with the figures.
 """
 import argparse
 import copy
-import json
 import os.path as osp
 import sys
 import time
@@ -91,7 +90,7 @@ import mmwsss  # noqa: E402,F401
 from mmwsss.utils import register_all_modules  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _step_timing import make_batches, run_setting  # noqa: E402
+from _step_timing import finish, make_batches, run_setting  # noqa: E402
 
 REPO = osp.join(osp.dirname(osp.abspath(__file__)), '..')
 TOY = osp.join(REPO, 'configs', 'toy')
@@ -191,16 +190,7 @@ def main():
         print(f'    attention dropout (edam_attn_drop - edam) is '
               f'{out["toy_attn_drop_share"] * 100:.1f} % of the toy step with '
               'attn_drop=0.1')
-    total = time.perf_counter() - t_start
-    if 'voc' in a.settings:
-        print(f'goal: VOC edam_ratio <= 1.5 -> {out["edam_ratio"]:.3f} '
-              f'(paired {out["edam_ratio_paired"]:.3f}, FLOPs '
-              f'{out["edam_flop_ratio"]:.3f})')
-    print(f'total {total:.1f} s')
-    out.update(settings=a.settings, rounds=a.rounds, toy_rounds=a.toy_rounds,
-               batch=a.batch, crop=a.crop, toy_batch=a.toy_batch,
-               threads=threads, seed=a.seed, total_s=round(total, 1))
-    print(json.dumps(out))
+    finish(out, a, t_start, threads, [('edam', 1.5)])
 
 
 if __name__ == '__main__':

@@ -44,7 +44,6 @@ images at 512 px is about 10 s there).
 """
 import argparse
 import copy
-import json
 import os.path as osp
 import sys
 import time
@@ -60,7 +59,7 @@ import mmwsss  # noqa: E402,F401
 from mmwsss.utils import register_all_modules  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _step_timing import make_batches, run_setting  # noqa: E402
+from _step_timing import finish, make_batches, run_setting  # noqa: E402
 
 REPO = osp.join(osp.dirname(osp.abspath(__file__)), '..')
 TOY = osp.join(REPO, 'configs', 'toy')
@@ -135,17 +134,7 @@ def main():
             f'{a.toy_batch} x 3x128x128, torch threads {threads}, 1 measured '
             f'+ {a.toy_rounds} rotated rounds',
             toy_cfgs(), batches, a.toy_rounds, a.seed, out, prefix='toy_')
-    total = time.perf_counter() - t_start
-    if 'voc' in a.settings:
-        for name in ('vwl_l', 'vwl_m'):
-            print(f'goal: VOC {name}_ratio <= 1.2 -> {out[name + "_ratio"]:.3f} '
-                  f'(paired {out[name + "_ratio_paired"]:.3f}, FLOPs '
-                  f'{out[name + "_flop_ratio"]:.3f})')
-    print(f'total {total:.1f} s')
-    out.update(settings=a.settings, rounds=a.rounds, toy_rounds=a.toy_rounds,
-               batch=a.batch, crop=a.crop, toy_batch=a.toy_batch,
-               threads=threads, seed=a.seed, total_s=round(total, 1))
-    print(json.dumps(out))
+    finish(out, a, t_start, threads, [('vwl_l', 1.2), ('vwl_m', 1.2)])
 
 
 if __name__ == '__main__':
