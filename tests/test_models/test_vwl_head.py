@@ -293,7 +293,7 @@ def _routing(head, backbone):
 
 
 def test_gradient_routing_learned_codebook():
-    """The spec's table: L_cls -> features, W_img; L_word -> features, W_word
+    """Gradient routing of the official code (rulixiang/vwe v2, its .detach() calls): L_cls -> features, W_img; L_word -> features, W_word
     (labels detached); L_w2i -> C, W_w2i (features detached); L_decov -> C."""
     torch.manual_seed(0)
     backbone = MockBackbone(8)
