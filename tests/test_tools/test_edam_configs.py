@@ -45,8 +45,9 @@ from PIL import Image
 
 from tests.conftest import REPO, no_network_env
 from tests.test_tools.test_voc_configs import (EDAM_CONFIGS, _cfg, _dist,
-                                               _state_dict, _steps,
-                                               _scalars, _tool)
+                                               _scalars, _state_dict, _steps,
+                                               _tool, iter_cpu_opts,
+                                               killed_after)
 
 VOC_CFG = 'edam/edam_resnet38d_voc.py'
 COCO_CFG = 'edam/edam_resnet38d_coco.py'
@@ -55,7 +56,6 @@ BATCH = 2  # one pair
 VOC = osp.join('data', 'VOCdevkit', 'VOC2012')
 WEIGHTS = 'resnet38d_ilsvrc_mmwsss.pth'
 NO_VAL = {'train_cfg.val_begin': 100}  # the runs whose validation adds nothing
-CAM_SCALES = {'model.test_cfg.scales': '[1.0]'}
 FROZEN = ('conv1a.', 'b2.', 'b2_1.', 'b2_2.')  # frozen_stages=1
 
 
@@ -75,24 +75,8 @@ def edam_proj(voc_format_root, standin_weights, tmp_path_factory):
 
 def cpu_opts(rel, extra=None):
     """``--cfg-options`` of the runs here (module docstring)."""
-    from mmwsss.utils.launch import load_config
-    cfg = load_config(_cfg(rel))
-    opts = {'train_dataloader.batch_size': BATCH,
-            'train_dataloader.sampler.batch_size': BATCH,
-            'train_dataloader.num_workers': 1,
-            'model.data_preprocessor.size': f'({CROP},{CROP})',
-            'train_cfg.max_iters': 4,
-            'train_cfg.val_interval': 4,
-            'default_hooks.checkpoint.interval': 2,
-            'default_hooks.logger.interval': 1}
-    opts.update(CAM_SCALES)
-    crops = [i for i, t in enumerate(cfg.train_dataloader.dataset.pipeline)
-             if t['type'] == 'RandomCrop']
-    assert len(crops) == 1, cfg.train_dataloader.dataset.pipeline
-    opts[f'train_dataloader.dataset.pipeline.{crops[0]}.crop_size'] = \
-        f'({CROP},{CROP})'
-    opts.update(extra or {})
-    return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+    return iter_cpu_opts(rel, CROP, BATCH, {
+        'train_dataloader.sampler.batch_size': BATCH, **(extra or {})})
 
 
 def _train(proj, rel, work, resume=False, **extra):
@@ -103,17 +87,6 @@ def _train(proj, rel, work, resume=False, **extra):
                  timeout=1800)
 
 
-def _killed_after(src, work, ckpt):
-    """A work dir as a run killed after saving ``ckpt`` leaves it."""
-    os.makedirs(work)
-    try:
-        os.link(osp.join(src, ckpt), osp.join(work, ckpt))
-    except OSError:
-        shutil.copy(osp.join(src, ckpt), work)
-    with open(osp.join(work, 'last_checkpoint'), 'w') as f:
-        f.write(osp.join(work, ckpt))
-
-
 # ------------------------------------------------------------------------- VOC
 @pytest.fixture(scope='module')
 def voc_runs(edam_proj, tmp_path_factory):
@@ -122,7 +95,7 @@ def voc_runs(edam_proj, tmp_path_factory):
     full = str(tmp_path_factory.mktemp('edam_full'))
     _train(edam_proj, VOC_CFG, full)
     resumed = str(tmp_path_factory.mktemp('edam_resumed') / 'work')
-    _killed_after(full, resumed, 'iter_2.pth')
+    killed_after(full, resumed, 'iter_2.pth')
     p = _train(edam_proj, VOC_CFG, resumed, resume=True, **NO_VAL)
     return full, resumed, p.stdout + p.stderr
 

@@ -26,7 +26,6 @@ import json
 import os
 import os.path as osp
 import re
-import shlex
 import shutil
 
 import numpy as np
@@ -36,8 +35,8 @@ from PIL import Image
 
 from tests.conftest import REPO
 from tests.test_tools.test_voc_configs import (GAIN_CONFIGS, _cfg, _dist,
-                                               _state_dict, _steps,
-                                               _scalars, _tool)
+                                               _scalars, _state_dict, _steps,
+                                               _tool, header_command)
 
 PLAIN = 'gain/gain_vgg16_voc.py'
 EXT_PIXEL = 'gain/gain_ext-p200_vgg16_voc.py'
@@ -60,21 +59,6 @@ SMALL_FC = {'model.head.cls_head.fc_channels': 256,
 NO_VAL = {'train_cfg.val_begin': 100}  # the runs whose validation adds nothing
 
 
-def _header_command(rel, script):
-    """The ``python tools/...`` command of a config's header comment (with its
-    ``\\`` continuations)."""
-    with open(_cfg(rel)) as f:
-        lines = [ln[1:].strip() for ln in f if ln.startswith('#')]
-    for i, line in enumerate(lines):
-        if line.startswith(f'python {script}'):
-            cmd = line
-            while cmd.endswith('\\'):
-                i += 1
-                cmd = cmd[:-1] + ' ' + lines[i]
-            return shlex.split(cmd)
-    raise AssertionError(f'{rel}: no `python {script}` in the header')
-
-
 @pytest.fixture(scope='module')
 def gain_proj(voc_format_root, standin_weights, tmp_path_factory):
     """A project folder (data/, configs/, tools/) with the converted VOC tree and the
@@ -86,7 +70,7 @@ def gain_proj(voc_format_root, standin_weights, tmp_path_factory):
         os.symlink(osp.join(REPO, name), root / name)
     os.symlink(osp.dirname(standin_weights['vgg16-397923af.pth']),
                root / 'data' / 'pretrained')
-    cmd = _header_command(EXT_PIXEL, 'tools/misc/make_strong_subsets.py')
+    cmd = header_command(EXT_PIXEL, 'tools/misc/make_strong_subsets.py')
     start = cmd.index('--num') + 1
     end = next(i for i in range(start, len(cmd)) if cmd[i].startswith('--'))
     cmd[start:end] = ['2']

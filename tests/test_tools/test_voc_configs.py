@@ -112,6 +112,57 @@ def _dist(proj, script, *args, nproc=2, timeout=900):
     return _check(p, f'{script} {shlex.join(args)}')
 
 
+
+def killed_after(src, work, ckpt):
+    """A work dir as a run killed after saving ``ckpt`` leaves it."""
+    os.makedirs(work)
+    try:
+        os.link(osp.join(src, ckpt), osp.join(work, ckpt))
+    except OSError:
+        shutil.copy(osp.join(src, ckpt), work)
+    with open(osp.join(work, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work, ckpt))
+
+
+def header_command(rel, script):
+    """The ``python <script> ...`` command of a config's header comment (with its
+    ``\\`` continuations), split as the shell would (``python`` and the script
+    included)."""
+    with open(_cfg(rel)) as f:
+        lines = [ln[1:].strip() for ln in f if ln.startswith('#')]
+    for i, line in enumerate(lines):
+        if line.startswith(f'python {script}'):
+            cmd = line
+            while cmd.endswith('\\'):
+                i += 1
+                cmd = cmd[:-1] + ' ' + lines[i]
+            return shlex.split(cmd)
+    raise AssertionError(f'{rel}: no `python {script}` in the header')
+
+
+def iter_cpu_opts(rel, crop, batch, extra=None):
+    """``--cfg-options`` that run an iteration-based VOC / COCO config on 2 CPU
+    cores: ``batch`` images, one loader worker, crops (and the pad size) of
+    ``crop``, 4 iterations with validation at the end, a checkpoint every 2, CAM
+    inference at scale 1; then ``extra``."""
+    from mmwsss.utils.launch import load_config
+    cfg = load_config(_cfg(rel))
+    opts = {'train_dataloader.batch_size': batch,
+            'train_dataloader.num_workers': 1,
+            'model.data_preprocessor.size': f'({crop},{crop})',
+            'train_cfg.max_iters': 4,
+            'train_cfg.val_interval': 4,
+            'default_hooks.checkpoint.interval': 2,
+            'default_hooks.logger.interval': 1,
+            'model.test_cfg.scales': '[1.0]'}
+    crops = [i for i, t in enumerate(cfg.train_dataloader.dataset.pipeline)
+             if t['type'] == 'RandomCrop']
+    assert len(crops) == 1, cfg.train_dataloader.dataset.pipeline
+    opts[f'train_dataloader.dataset.pipeline.{crops[0]}.crop_size'] = \
+        f'({crop},{crop})'
+    opts.update(extra or {})
+    return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+
 def _steps(work):
     """{step: logged training values} of a work dir's runs."""
     out = {}

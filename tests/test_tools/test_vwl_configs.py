@@ -34,7 +34,6 @@ weights are random.
 import json
 import os
 import os.path as osp
-import shlex
 import shutil
 
 import numpy as np
@@ -45,7 +44,8 @@ from PIL import Image
 from tests.conftest import REPO
 from tests.test_tools.test_voc_configs import (VWL_CONFIGS, _cfg, _dist,
                                                _scalars, _state_dict, _steps,
-                                               _tool)
+                                               _tool, header_command,
+                                               iter_cpu_opts, killed_after)
 
 VOC_L = 'vwl/vwl_l_r101_voc.py'
 VOC_M = 'vwl/vwl_m_r101_voc.py'
@@ -56,7 +56,6 @@ BATCH = 2
 VOC = osp.join('data', 'VOCdevkit', 'VOC2012')
 WEIGHTS = 'resnet101-5d3b4d8f.pth'
 NO_VAL = {'train_cfg.val_begin': 100}  # the runs whose validation adds nothing
-CAM_SCALES = {'model.test_cfg.scales': '[1.0]'}
 # frozen parameters (MMSeg ResNet frozen_stages): VWL-L 2, VWL-M 0
 FROZEN = {VOC_L: ('conv1.', 'bn1.', 'layer1.', 'layer2.'),
           VOC_M: ('conv1.', 'bn1.')}
@@ -82,23 +81,7 @@ def vwl_proj(voc_format_root, tmp_path_factory):
 
 def cpu_opts(rel, extra=None):
     """``--cfg-options`` of the runs here (module docstring)."""
-    from mmwsss.utils.launch import load_config
-    cfg = load_config(_cfg(rel))
-    opts = {'train_dataloader.batch_size': BATCH,
-            'train_dataloader.num_workers': 1,
-            'model.data_preprocessor.size': f'({CROP},{CROP})',
-            'train_cfg.max_iters': 4,
-            'train_cfg.val_interval': 4,
-            'default_hooks.checkpoint.interval': 2,
-            'default_hooks.logger.interval': 1}
-    opts.update(CAM_SCALES)
-    crops = [i for i, t in enumerate(cfg.train_dataloader.dataset.pipeline)
-             if t['type'] == 'RandomCrop']
-    assert len(crops) == 1, cfg.train_dataloader.dataset.pipeline
-    opts[f'train_dataloader.dataset.pipeline.{crops[0]}.crop_size'] = \
-        f'({CROP},{CROP})'
-    opts.update(extra or {})
-    return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+    return iter_cpu_opts(rel, CROP, BATCH, extra)
 
 
 def _train(proj, rel, work, resume=False, **extra):
@@ -109,30 +92,8 @@ def _train(proj, rel, work, resume=False, **extra):
                  timeout=1200)
 
 
-def _killed_after(src, work, ckpt):
-    """A work dir as a run killed after saving ``ckpt`` leaves it."""
-    os.makedirs(work)
-    try:
-        os.link(osp.join(src, ckpt), osp.join(work, ckpt))
-    except OSError:
-        shutil.copy(osp.join(src, ckpt), work)
-    with open(osp.join(work, 'last_checkpoint'), 'w') as f:
-        f.write(osp.join(work, ckpt))
 
 
-def _header_command(rel, script):
-    """The ``python tools/<script>`` command of a config's header comment (with its
-    ``\\`` continuations), as a list without ``python tools/<script>``."""
-    with open(_cfg(rel)) as f:
-        lines = [ln[1:].strip() for ln in f if ln.startswith('#')]
-    for i, line in enumerate(lines):
-        if line.startswith(f'python tools/{script} '):
-            cmd = line
-            while cmd.endswith('\\'):
-                i += 1
-                cmd = cmd[:-1] + ' ' + lines[i]
-            return shlex.split(cmd)[2:]
-    raise AssertionError(f'{rel}: no `python tools/{script}` in the header')
 
 
 def _replace_arg(args, flag, value):
@@ -237,7 +198,7 @@ def voc_runs(request, vwl_proj, tmp_path_factory):
     full = str(tmp_path_factory.mktemp(f'{name}_full'))
     _train(vwl_proj, rel, full)
     resumed = str(tmp_path_factory.mktemp(f'{name}_resumed') / 'work')
-    _killed_after(full, resumed, 'iter_2.pth')
+    killed_after(full, resumed, 'iter_2.pth')
     p = _train(vwl_proj, rel, resumed, resume=True, **NO_VAL)
     return rel, full, resumed, p.stdout + p.stderr
 
@@ -301,7 +262,7 @@ def test_voc_export_seeds_and_pseudo_labels(voc_runs, vwl_proj, tmp_path):
     checkpoint, the output folders, the CAM scales and the worker count."""
     rel, full, _, _ = voc_runs
     cams = str(tmp_path / 'cams')
-    args = _header_command(rel, 'export_cams.py')
+    args = header_command(rel, 'tools/export_cams.py')[2:]
     assert args[0] == f'configs/{rel}' and args[1].endswith('iter_3966.pth')
     args = _replace_arg([args[0], osp.join(full, 'iter_4.pth')] + args[2:],
                         '--out', cams)
@@ -311,13 +272,13 @@ def test_voc_export_seeds_and_pseudo_labels(voc_runs, vwl_proj, tmp_path):
                        'train_aug.txt')) as f:
         train_aug = sorted(ln.split()[0] for ln in f if ln.strip())
     assert sorted(n[:-4] for n in os.listdir(cams)) == train_aug
-    args = _header_command(rel, 'eval_seeds.py')
+    args = header_command(rel, 'tools/eval_seeds.py')[2:]
     assert args[2:] == ['--split', 'val', '--thresholds', '0.13'], args
     p = _tool(vwl_proj, 'eval_seeds.py', cams, *args[1:], '--no-progress',
               threads=2)
     log = p.stdout + p.stderr
     assert 'mIoU' in log and '0.13' in log, log[-2000:]
-    args = _header_command(rel, 'make_pseudo_labels.py')
+    args = header_command(rel, 'tools/make_pseudo_labels.py')[2:]
     out = str(tmp_path / 'labels')
     args = _replace_arg(_replace_arg(args, '--out', out), '--workers', '1')
     args[1] = cams
