@@ -9,32 +9,10 @@
 #       work_dirs/edam_resnet38d_coco/iter_30000.pth --out work_dirs/edam_resnet38d_coco/cams
 #   python tools/eval_seeds.py work_dirs/edam_resnet38d_coco/cams \
 #       configs/edam/edam_resnet38d_coco.py
-_base_ = './edam_resnet38d_voc.py'
+_base_ = ['./edam_resnet38d_voc.py', '../_base_/datasets/coco14_wsss_splits.py']
 dataset_type = 'COCOWSSSDataset'
 data_root = 'data/coco2014'
 model = dict(head=dict(num_classes=80))
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ImageSets/train.txt',
-        label_source='cls_file',
-        cls_label_file='cls_labels_coco.npy',
-        data_prefix=dict(
-            img_path='train2014', seg_map_path='SegmentationClass/train2014'),
-        pipeline={{_base_.train_pipeline}}))
-# validation (classification mAP, seed mIoU) on COCO val; CAMs for pseudo labels are
-# exported from train (tools/export_cams.py: --split train, the default)
-val_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ImageSets/val.txt',
-        label_source='cls_file',
-        cls_label_file='cls_labels_coco.npy',
-        data_prefix=dict(
-            img_path='val2014', seg_map_path='SegmentationClass/val2014'),
-        pipeline={{_base_.test_pipeline}}))
+train_dataloader = dict(dataset={{_base_.coco14_train_dataset}})
+val_dataloader = dict(dataset={{_base_.coco14_val_dataset}})
 test_dataloader = val_dataloader

@@ -16,34 +16,12 @@
 #   python tools/make_pseudo_labels.py configs/vwl/vwl_l_r101_coco.py \
 #       work_dirs/vwl_l_r101_coco/cams --out data/coco2014/PseudoLabels/vwl_l \
 #       --workers 8 --eval
-_base_ = './vwl_l_r101_voc.py'
+_base_ = ['./vwl_l_r101_voc.py', '../_base_/datasets/coco14_wsss_splits.py']
 dataset_type = 'COCOWSSSDataset'
 data_root = 'data/coco2014'
 model = dict(head=dict(num_classes=80))
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ImageSets/train.txt',
-        label_source='cls_file',
-        cls_label_file='cls_labels_coco.npy',
-        data_prefix=dict(
-            img_path='train2014', seg_map_path='SegmentationClass/train2014'),
-        pipeline={{_base_.train_pipeline}}))
-# validation (classification mAP, seed mIoU) on COCO val; CAMs for pseudo labels are
-# exported from train (tools/export_cams.py: --split train, the default)
-val_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ImageSets/val.txt',
-        label_source='cls_file',
-        cls_label_file='cls_labels_coco.npy',
-        data_prefix=dict(
-            img_path='val2014', seg_map_path='SegmentationClass/val2014'),
-        pipeline={{_base_.test_pipeline}}))
+train_dataloader = dict(dataset={{_base_.coco14_train_dataset}})
+val_dataloader = dict(dataset={{_base_.coco14_val_dataset}})
 test_dataloader = val_dataloader
 # 6 epochs of 5,130 steps
 max_iters = 30780
