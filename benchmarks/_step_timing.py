@@ -1,10 +1,12 @@
 """Shared scaffolding of the training-step benchmarks (``edam_overhead.py``,
-``vwl_overhead.py``): variants of one setting built on one shared backbone module,
+``vwl_overhead.py``; ``gain_overhead.py`` uses ``SavedTensors``): their command
+line, variants of one setting built on one shared backbone module,
 random uint8 batches with multi-hot labels, one timed step (preprocessing, ``loss``,
 backward), the memory / FLOPs of an untimed step, and rotated rounds that time every
 variant once per round (medians and within-round ratios to the first variant, robust
 to the drifting load of a shared machine).
 """
+import argparse
 import json
 import os
 import random
@@ -20,6 +22,41 @@ from mmwsss.structures import WSSSDataSample
 
 MB = 2.**20
 PAGE = os.sysconf('SC_PAGE_SIZE')
+
+
+def step_parser(doc, crop, batch_help='VOC images per step'):
+    """The command line of a two-setting (VOC, toy) step benchmark."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument('--settings', nargs='+', default=['voc', 'toy'],
+                   choices=['voc', 'toy'])
+    p.add_argument('--rounds', type=int, default=2,
+                   help='timed rounds of the VOC setting (one step per variant)')
+    p.add_argument('--toy-rounds', type=int, default=12,
+                   help='timed rounds of the toy setting')
+    p.add_argument('--batch', type=int, default=2, help=batch_help)
+    p.add_argument('--crop', type=int, default=crop, help='VOC crop size')
+    p.add_argument('--toy-batch', type=int, default=16)
+    p.add_argument('--pool', type=int, default=2,
+                   help='distinct batches cycled over')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch threads (default: torch\'s, e.g. OMP_NUM_THREADS)')
+    p.add_argument('--seed', type=int, default=0)
+    return p
+
+
+def start(args, name):
+    """Threads, registries and a quiet logger for benchmark ``name``; returns the
+    start time, the batch RNG and the number of torch threads."""
+    from mmengine.logging import MessageHub, MMLogger
+
+    from mmwsss.utils import register_all_modules
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    register_all_modules(init_default_scope=True)
+    MMLogger.get_instance(name, log_level='WARNING')
+    MessageHub.get_instance(name)
+    return (time.perf_counter(), np.random.default_rng(args.seed),
+            torch.get_num_threads())
 
 
 def seed_all(seed):
@@ -157,32 +194,52 @@ def flop_mapping():
     return mapping
 
 
-def measure(model, data):
-    """Saved-for-backward bytes (parameters left out), peak RSS increase and
-    FLOPs of one step (untimed)."""
-    zero_grads(model)
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen = {}
+class SavedTensors:
+    """Context manager: the bytes of the tensors autograd saves for the backward
+    pass inside it, each storage once, without ``model``'s parameters (a
+    convolution saves its weight): ``.nbytes`` after the block."""
 
-    def pack(t):
+    def __init__(self, model):
+        self.params = {p.untyped_storage().data_ptr()
+                       for p in model.parameters()}
+        self.seen = {}
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(
+            self._pack, lambda t: t)
+
+    def _pack(self, t):
         try:
             st = t.untyped_storage()
         except Exception:  # noqa: BLE001  (e.g. a tensor without storage)
             return t
-        if st.data_ptr() not in params:
-            seen[st.data_ptr()] = st.nbytes()
+        if st.data_ptr() not in self.params:
+            self.seen[st.data_ptr()] = st.nbytes()
         return t
 
+    @property
+    def nbytes(self):
+        return sum(self.seen.values())
+
+    def __enter__(self):
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._hooks.__exit__(*exc)
+
+
+def measure(model, data):
+    """Saved-for-backward bytes (parameters left out), peak RSS increase and
+    FLOPs of one step (untimed)."""
+    zero_grads(model)
     counter = FlopCounterMode(display=False, custom_mapping=flop_mapping())
-    with PeakRSS() as rss, counter, \
-            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with PeakRSS() as rss, counter, SavedTensors(model) as saved:
         d = model.data_preprocessor(data, True)
         losses = model._run_forward(d, mode='loss')
         loss, _ = model.parse_losses(losses)
         loss.backward()
         del loss, losses, d
     zero_grads(model)
-    return dict(saved=sum(seen.values()), rss=rss.delta,
+    return dict(saved=saved.nbytes, rss=rss.delta,
                 flops=counter.get_total_flops())
 
 

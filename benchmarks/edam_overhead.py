@@ -73,24 +73,19 @@ attention's share then shrinks: its cost grows with the square of the tokens).
 
 The last line printed is one line of JSON with the figures.
 """
-import argparse
 import copy
 import os.path as osp
 import sys
-import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.logging import MessageHub, MMLogger  # noqa: E402
 
 import mmwsss  # noqa: E402,F401
-from mmwsss.utils import register_all_modules  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _step_timing import finish, make_batches, run_setting  # noqa: E402
+from _step_timing import (finish, make_batches, run_setting,  # noqa: E402
+                          start, step_parser)
 
 REPO = osp.join(osp.dirname(osp.abspath(__file__)), '..')
 TOY = osp.join(REPO, 'configs', 'toy')
@@ -127,33 +122,11 @@ def toy_cfgs():
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--settings', nargs='+', default=['voc', 'toy'],
-                   choices=['voc', 'toy'])
-    p.add_argument('--rounds', type=int, default=2,
-                   help='timed rounds of the VOC setting (one step per variant)')
-    p.add_argument('--toy-rounds', type=int, default=12,
-                   help='timed rounds of the toy setting')
-    p.add_argument('--batch', type=int, default=2,
-                   help='VOC images per step (pairs: even)')
-    p.add_argument('--crop', type=int, default=368, help='VOC crop size')
-    p.add_argument('--toy-batch', type=int, default=16)
-    p.add_argument('--pool', type=int, default=2,
-                   help='distinct batches cycled over')
-    p.add_argument('--threads', type=int, default=None,
-                   help='torch threads (default: torch\'s, e.g. OMP_NUM_THREADS)')
-    p.add_argument('--seed', type=int, default=0)
+    p = step_parser(__doc__, 368, 'VOC images per step (pairs: even)')
     a = p.parse_args()
     if a.batch % 2 or a.toy_batch % 2:
         p.error('the batch sizes must be even (EDAM pairs)')
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    register_all_modules(init_default_scope=True)
-    MMLogger.get_instance('edam_overhead', log_level='WARNING')
-    MessageHub.get_instance('edam_overhead')
-    t_start = time.perf_counter()
-    rng = np.random.default_rng(a.seed)
-    threads = torch.get_num_threads()
+    t_start, rng, threads = start(a, 'edam_overhead')
     out = {}
     if 'voc' in a.settings:
         feat = a.crop

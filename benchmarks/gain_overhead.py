@@ -76,6 +76,9 @@ from mmwsss.registry import MODELS  # noqa: E402
 from mmwsss.structures import WSSSDataSample  # noqa: E402
 from mmwsss.utils import register_all_modules  # noqa: E402
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _step_timing import SavedTensors  # noqa: E402
+
 REPO = osp.join(osp.dirname(osp.abspath(__file__)), '..')
 TOY = osp.join(REPO, 'configs', 'toy')
 #: GT classes per image on the toy train split: 1, 2, 3 (180 / 131 / 89 of 400)
@@ -201,21 +204,9 @@ def saved_bytes(model, optim, data):
     """Bytes of the activations autograd saves during one training step: the
     tensors saved for the backward pass, each storage once, without the
     parameters (a convolution saves its weight)."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen = {}
-
-    def pack(t):
-        try:
-            st = t.untyped_storage()
-        except Exception:  # noqa: BLE001  (e.g. a tensor without storage)
-            return t
-        if st.data_ptr() not in params:
-            seen[st.data_ptr()] = st.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with SavedTensors(model) as saved:
         model.train_step(data, optim)
-    return sum(seen.values())
+    return saved.nbytes
 
 
 def bench(variants, steps, warmup):
