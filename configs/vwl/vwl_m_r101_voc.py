@@ -25,11 +25,4 @@ _base_ = './vwl_l_r101_voc.py'
 model = dict(
     # conv1 and bn1 frozen, layer1-4 trained (MMSeg's frozen_stages=0)
     backbone=dict(frozen_stages=0),
-    head=dict(
-        codebook=dict(
-            _delete_=True,
-            type='MemoryBankCodebook',
-            num_words={{_base_.num_words}},
-            rho=1e-3,
-            init='random'),
-        decov_loss=None))
+    head={{_base_.memory_bank_head}})

@@ -31,6 +31,7 @@ the CAM inference of validation / export at scale 1 (with flip) instead of 1, 0.
 folder): the weights are random. A checkpoint holds 0.8 GB (the weights and the SGD
 momentum).
 """
+import functools
 import glob
 import os
 import os.path as osp
@@ -46,8 +47,8 @@ from PIL import Image
 from tests.conftest import REPO, no_network_env
 from tests.test_tools.test_voc_configs import (EDAM_CONFIGS, _cfg, _dist,
                                                _scalars, _state_dict, _steps,
-                                               _tool, iter_cpu_opts,
-                                               killed_after)
+                                               _tool, coco_resume_run,
+                                               iter_cpu_opts, killed_after)
 
 VOC_CFG = 'edam/edam_resnet38d_voc.py'
 COCO_CFG = 'edam/edam_resnet38d_coco.py'
@@ -247,26 +248,10 @@ default_hooks = dict(logger=dict(interval=1),
 # ------------------------------------------------------------------------ COCO
 def test_coco_config_trains_validates_and_resumes(edam_proj, coco_format_root,
                                                   tmp_path):
-    coco = osp.join(edam_proj, 'data', 'coco2014')
-    if not osp.islink(coco):
-        os.symlink(coco_format_root['root'], coco)
-    work = str(tmp_path / 'work')
-    _train(edam_proj, COCO_CFG, work, **{'train_cfg.max_iters': 2}, **NO_VAL)
-    assert osp.isfile(osp.join(work, 'iter_2.pth'))
-    # validation on the first val image only (CAM inference of ResNet-38d on a
-    # COCO-sized image takes tens of seconds on the CI's CPU)
-    p = _train(edam_proj, COCO_CFG, work, resume=True,
-               **{'val_dataloader.dataset.indices': 1})
-    log = p.stdout + p.stderr
-    assert 'resumed' in log.lower() and 'iter_2.pth' in log, log[-3000:]
-    scalars = _scalars(work)
-    assert 'cls/mAP' in scalars and 'seed/mIoU' in scalars, scalars
-    steps = _steps(work)
-    assert sorted(steps) == [1, 2, 3, 4]
-    assert all(np.isfinite(r['loss']) for r in steps.values())
-    assert osp.isfile(osp.join(work, 'iter_4.pth'))
-    assert _state_dict(osp.join(work, 'iter_4.pth'))[
-        'head.cma.classifier.weight'].shape[0] == 80
+    state = coco_resume_run(edam_proj, coco_format_root['root'],
+                            str(tmp_path / 'work'),
+                            functools.partial(_train, edam_proj, COCO_CFG))
+    assert state['head.cma.classifier.weight'].shape[0] == 80
 
 
 # ------------------------------------------------------------------ misconfig

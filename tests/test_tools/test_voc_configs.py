@@ -163,6 +163,28 @@ def iter_cpu_opts(rel, crop, batch, extra=None):
     opts.update(extra or {})
     return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
 
+
+def coco_resume_run(proj, coco_root, work, train):
+    """A classifier config on the COCO tree ``coco_root`` (linked into ``proj``):
+    ``train(work, resume=False, **cfg_options)`` for 2 iterations without
+    validation, then ``--resume``-d to 4 with validation on the first val image
+    (CAM inference on a COCO-sized image is slow on a CPU); checks the resume,
+    the validation metrics and the losses, returns the iteration-4 state dict."""
+    coco = osp.join(proj, 'data', 'coco2014')
+    if not osp.islink(coco):
+        os.symlink(coco_root, coco)
+    train(work, **{'train_cfg.max_iters': 2, 'train_cfg.val_begin': 100})
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
+    p = train(work, resume=True, **{'val_dataloader.dataset.indices': 1})
+    log = p.stdout + p.stderr
+    assert 'resumed' in log.lower() and 'iter_2.pth' in log, log[-3000:]
+    scalars = _scalars(work)
+    assert 'cls/mAP' in scalars and 'seed/mIoU' in scalars, scalars
+    steps = _steps(work)
+    assert sorted(steps) == [1, 2, 3, 4]
+    assert all(np.isfinite(r['loss']) for r in steps.values())
+    return _state_dict(osp.join(work, 'iter_4.pth'))
+
 def _steps(work):
     """{step: logged training values} of a work dir's runs."""
     out = {}

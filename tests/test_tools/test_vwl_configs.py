@@ -31,6 +31,7 @@ of 1, 0.5, 1.5, 2 (``model.test_cfg.scales=[1.0]``). The poly schedule is the sh
 one (3,966 iterations). The pseudo-label commands take ``--allow-all-ignored``: the
 weights are random.
 """
+import functools
 import json
 import os
 import os.path as osp
@@ -44,8 +45,9 @@ from PIL import Image
 from tests.conftest import REPO
 from tests.test_tools.test_voc_configs import (VWL_CONFIGS, _cfg, _dist,
                                                _scalars, _state_dict, _steps,
-                                               _tool, header_command,
-                                               iter_cpu_opts, killed_after)
+                                               _tool, coco_resume_run,
+                                               header_command, iter_cpu_opts,
+                                               killed_after)
 
 VOC_L = 'vwl/vwl_l_r101_voc.py'
 VOC_M = 'vwl/vwl_m_r101_voc.py'
@@ -473,23 +475,9 @@ custom_hooks = [dict(type='ReseedHook'), dict(type='VWLBankDumpHook')]
 @pytest.mark.parametrize('rel', [COCO_L, COCO_M], ids=['vwl_l', 'vwl_m'])
 def test_coco_config_trains_validates_and_resumes(rel, vwl_proj,
                                                   coco_format_root, tmp_path):
-    coco = osp.join(vwl_proj, 'data', 'coco2014')
-    if not osp.islink(coco):
-        os.symlink(coco_format_root['root'], coco)
-    work = str(tmp_path / 'work')
-    _train(vwl_proj, rel, work, **{'train_cfg.max_iters': 2}, **NO_VAL)
-    assert osp.isfile(osp.join(work, 'iter_2.pth'))
-    # validation on the first val image only
-    p = _train(vwl_proj, rel, work, resume=True,
-               **{'val_dataloader.dataset.indices': 1})
-    log = p.stdout + p.stderr
-    assert 'resumed' in log.lower() and 'iter_2.pth' in log, log[-3000:]
-    scalars = _scalars(work)
-    assert 'cls/mAP' in scalars and 'seed/mIoU' in scalars, scalars
-    steps = _steps(work)
-    assert sorted(steps) == [1, 2, 3, 4]
-    assert all(np.isfinite(r['loss']) for r in steps.values())
-    state = _state_dict(osp.join(work, 'iter_4.pth'))
+    state = coco_resume_run(vwl_proj, coco_format_root['root'],
+                            str(tmp_path / 'work'),
+                            functools.partial(_train, vwl_proj, rel))
     assert state['head.classifier.weight'].shape[0] == 80
     assert (BANK in state) == (rel == COCO_M)
 

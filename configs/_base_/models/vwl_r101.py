@@ -59,3 +59,15 @@ model = dict(
     test_cfg=dict(
         scales=(1.0, 0.5, 1.5, 2.0), flip=True, fusion='sum', flip_fusion='max',
         restrict='gt', resize_mode='bicubic'))
+# VWL-M's head (merged into `model.head` by the VWL-M configs): the memory-bank
+# codebook (Eqs. 6-7: EMA rate rho 1e-3, random initial words as the official
+# v2/train_cam_memory.py) instead of the learned one, hence no word-to-image classifier
+# and no decorrelation loss (Eq. 12)
+memory_bank_head = dict(
+    codebook=dict(
+        _delete_=True,
+        type='MemoryBankCodebook',
+        num_words=num_words,
+        rho=1e-3,
+        init='random'),
+    decov_loss=None)
