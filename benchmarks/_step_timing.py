@@ -41,6 +41,10 @@ def step_parser(doc, crop, batch_help='VOC images per step'):
     p.add_argument('--threads', type=int, default=None,
                    help='torch threads (default: torch\'s, e.g. OMP_NUM_THREADS)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--device', default='cpu',
+                   help='cpu, or cuda[:N]: the models and batches there, the '
+                   'steps timed after torch.cuda.synchronize(), the peak memory '
+                   'from torch.cuda.max_memory_allocated()')
     return p
 
 
@@ -50,6 +54,10 @@ def start(args, name):
     from mmengine.logging import MessageHub, MMLogger
 
     from mmwsss.utils import register_all_modules
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(f'--device {args.device}: torch sees no CUDA device')
     if args.threads:
         torch.set_num_threads(args.threads)
     register_all_modules(init_default_scope=True)
@@ -57,6 +65,15 @@ def start(args, name):
     MessageHub.get_instance(name)
     return (time.perf_counter(), np.random.default_rng(args.seed),
             torch.get_num_threads())
+
+
+#: where the models run (``--device``; ``start`` sets it)
+DEVICE = torch.device('cpu')
+
+
+def _sync():
+    if DEVICE.type == 'cuda':
+        torch.cuda.synchronize(DEVICE)
 
 
 def seed_all(seed):
@@ -73,6 +90,7 @@ def build_shared(cfgs, seed):
         torch.manual_seed(seed)
         model = MODELS.build(cfg)
         model.init_weights()
+        model.to(DEVICE)
         if backbone is None:
             backbone = model.backbone
         else:
@@ -121,11 +139,13 @@ def zero_grads(model):
 def step(model, data):
     """One timed training step: preprocessing, ``loss``, backward."""
     zero_grads(model)
+    _sync()
     t0 = time.perf_counter()
     d = model.data_preprocessor(data, True)
     losses = model._run_forward(d, mode='loss')
     loss, _ = model.parse_losses(losses)
     loss.backward()
+    _sync()
     dt = time.perf_counter() - t0
     value = float(loss.detach())
     if not np.isfinite(value):
@@ -136,6 +156,22 @@ def step(model, data):
 def _rss():
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * PAGE
+
+
+class PeakCUDA:
+    """Peak CUDA memory allocated while in the block, above what was allocated
+    before it (``.delta``)."""
+
+    def __enter__(self):
+        _sync()
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        self.base = torch.cuda.memory_allocated(DEVICE)
+        return self
+
+    def __exit__(self, *exc):
+        _sync()
+        self.delta = torch.cuda.max_memory_allocated(DEVICE) - self.base
+        return False
 
 
 class PeakRSS:
@@ -232,7 +268,8 @@ def measure(model, data):
     FLOPs of one step (untimed)."""
     zero_grads(model)
     counter = FlopCounterMode(display=False, custom_mapping=flop_mapping())
-    with PeakRSS() as rss, counter, SavedTensors(model) as saved:
+    peak = PeakCUDA() if DEVICE.type == 'cuda' else PeakRSS()
+    with peak as rss, counter, SavedTensors(model) as saved:
         d = model.data_preprocessor(data, True)
         losses = model._run_forward(d, mode='loss')
         loss, _ = model.parse_losses(losses)
@@ -282,7 +319,9 @@ def run_setting(key, label, cfgs, batches, rounds, seed, out, prefix=''):
               's', flush=True)
     res = bench(models, batches, rounds)
     base = res['cam']['median']
-    print(label)
+    mem_label = 'peak CUDA' if DEVICE.type == 'cuda' else 'peak RSS'
+    print(label + (f' [{DEVICE}: {torch.cuda.get_device_name(DEVICE)}]'
+                   if DEVICE.type == 'cuda' else ''))
     for name in models:
         r, m = res[name], mem[name]
         print(f'    {name:15s} {r["median"] * 1e3:10.1f} ms/step (median of '
@@ -290,7 +329,7 @@ def run_setting(key, label, cfgs, batches, rounds, seed, out, prefix=''):
               f'{r["paired"]:6.3f}); {m["flops"] / 1e9:8.1f} GFLOP (x cam '
               f'{m["flops"] / mem["cam"]["flops"]:5.3f}); saved for backward '
               f'{m["saved"] / MB:8.1f} MB (x cam '
-              f'{m["saved"] / mem["cam"]["saved"]:6.2f}); peak RSS +'
+              f'{m["saved"] / mem["cam"]["saved"]:6.2f}); {mem_label} +'
               f'{m["rss"] / MB:7.0f} MB', flush=True)
     p = prefix
     for name in models:
@@ -298,7 +337,8 @@ def run_setting(key, label, cfgs, batches, rounds, seed, out, prefix=''):
         out[f'{p}{name}_ms'] = round(r['median'] * 1e3, 1)
         out[f'{p}{name}_gflop'] = round(m['flops'] / 1e9, 2)
         out[f'{p}{name}_saved_mb'] = round(m['saved'] / MB, 1)
-        out[f'{p}{name}_peak_rss_mb'] = round(m['rss'] / MB, 0)
+        mem_key = 'peak_cuda_mb' if DEVICE.type == 'cuda' else 'peak_rss_mb'
+        out[f'{p}{name}_{mem_key}'] = round(m['rss'] / MB, 0)
         if name != 'cam':
             out[f'{p}{name}_ratio'] = round(r['median'] / base, 4)
             out[f'{p}{name}_ratio_paired'] = round(r['paired'], 4)
@@ -324,5 +364,6 @@ def finish(out, args, t_start, threads, goals):
     out.update(settings=args.settings, rounds=args.rounds,
                toy_rounds=args.toy_rounds, batch=args.batch, crop=args.crop,
                toy_batch=args.toy_batch, threads=threads, seed=args.seed,
+               device=str(DEVICE),
                total_s=round(total, 1))
     print(json.dumps(out))

@@ -3,7 +3,10 @@ FLOPs).
 
     python benchmarks/edam_overhead.py [--settings voc toy] [--rounds 2]
         [--toy-rounds 12] [--batch 2] [--crop 368] [--toy-batch 16]
-        [--threads N] [--pool 2] [--seed 0]
+        [--threads N] [--pool 2] [--seed 0] [--device cpu|cuda]
+
+    # the GPU measurement of the goal (one short run):
+    python benchmarks/edam_overhead.py --device cuda --settings voc --rounds 20
 
 EDAM (Wu et al., "Embedded Discriminative Attention Mechanism for Weakly Supervised
 Semantic Segmentation", CVPR 2021; docs/methods/edam.md) replaces the CAM classifier

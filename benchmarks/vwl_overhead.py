@@ -3,7 +3,7 @@ backbone (time, memory, FLOPs).
 
     python benchmarks/vwl_overhead.py [--settings voc toy] [--rounds 2]
         [--toy-rounds 12] [--batch 2] [--crop 512] [--toy-batch 16]
-        [--threads N] [--pool 2] [--seed 0]
+        [--threads N] [--pool 2] [--seed 0] [--device cpu|cuda]
 
 VWL (Ru et al., "Weakly supervised semantic segmentation by visual words learning
 and hybrid pooling", IJCV 2023; docs/methods/vwl.md) keeps the CAM classifier and
